@@ -1,0 +1,164 @@
+//! Credentials (API keys, OAuth tokens): sealed with the `Cipher` before they reach a row.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{Store, now, on_pool};
+use crate::crypto::Cipher;
+use crate::ids::{TenantId, UserId};
+
+/// Whose credential it is: the whole workspace's, or one person's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Tenant,
+    User(UserId),
+}
+
+impl Subject {
+    fn key(self) -> String {
+        match self {
+            Subject::Tenant => "tenant".to_owned(),
+            Subject::User(id) => format!("user:{id}"),
+        }
+    }
+
+    fn user_id(self) -> Option<UserId> {
+        match self {
+            Subject::Tenant => None,
+            Subject::User(id) => Some(id),
+        }
+    }
+}
+
+/// What goes in; everything but `secret` is non-secret metadata kept in clear.
+#[derive(Debug)]
+pub struct NewCredential<'a> {
+    pub tenant: TenantId,
+    pub subject: Subject,
+    pub provider: &'a str,
+    pub secret: &'a SecretString,
+    pub account_email: Option<&'a str>,
+    pub api_domain: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Option<&'a str>,
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug)]
+pub struct Credential {
+    pub id: i64,
+    pub secret: SecretString,
+    pub account_email: Option<String>,
+    pub api_domain: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Option<String>,
+    pub metadata: serde_json::Value,
+    pub status: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    secret: Vec<u8>,
+    account_email: Option<String>,
+    api_domain: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: Option<String>,
+    metadata: String,
+    status: String,
+}
+
+/// Binds a sealed secret to its row, so a blob copied into another row will not open.
+fn context(tenant: TenantId, provider: &str, subject: Subject) -> String {
+    format!("credential:{tenant}:{provider}:{}", subject.key())
+}
+
+impl Store {
+    /// Stores (or replaces) a credential, sealed; marks it connected.
+    pub async fn put_credential(&self, cipher: &Cipher, c: NewCredential<'_>) -> anyhow::Result<()> {
+        let sealed = cipher.seal_str(c.secret, &context(c.tenant, c.provider, c.subject));
+        let now = now();
+        let metadata = c.metadata.to_string();
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO credentials (tenant_id, user_id, subject, provider, secret, account_email,
+                                      api_domain, expires_at, scopes, metadata, status,
+                                      created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'connected', $11, $11)
+             ON CONFLICT (tenant_id, provider, subject) DO UPDATE SET
+                 secret = excluded.secret, account_email = excluded.account_email,
+                 api_domain = excluded.api_domain, expires_at = excluded.expires_at,
+                 scopes = excluded.scopes, metadata = excluded.metadata,
+                 status = 'connected', updated_at = excluded.updated_at",
+        )
+        .bind(c.tenant)
+        .bind(c.subject.user_id())
+        .bind(c.subject.key())
+        .bind(c.provider)
+        .bind(sealed)
+        .bind(c.account_email)
+        .bind(c.api_domain)
+        .bind(c.expires_at.map(super::truncate))
+        .bind(c.scopes)
+        .bind(metadata)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The connected credential of a subject for a provider, opened.
+    pub async fn credential(
+        &self,
+        cipher: &Cipher,
+        tenant: TenantId,
+        subject: Subject,
+        provider: &str,
+    ) -> anyhow::Result<Option<Credential>> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
+            "SELECT id, secret, account_email, api_domain, expires_at, scopes, metadata, status
+             FROM credentials
+             WHERE tenant_id = $1 AND provider = $2 AND subject = $3 AND status = 'connected'",
+        )
+        .bind(tenant)
+        .bind(provider)
+        .bind(subject.key())
+        .fetch_optional(pool)
+        .await)?;
+        let Some(row) = row else { return Ok(None) };
+        let secret = cipher.open_str(&row.secret, &context(tenant, provider, subject))?;
+        Ok(Some(Credential {
+            id: row.id,
+            secret,
+            account_email: row.account_email,
+            api_domain: row.api_domain,
+            expires_at: row.expires_at,
+            scopes: row.scopes,
+            metadata: serde_json::from_str(&row.metadata).unwrap_or_default(),
+            status: row.status,
+        }))
+    }
+
+    /// Marks a credential revoked (it stays for the audit trail, but is never used again).
+    pub async fn revoke_credential(
+        &self,
+        tenant: TenantId,
+        subject: Subject,
+        provider: &str,
+    ) -> anyhow::Result<bool> {
+        let now = now();
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE credentials SET status = 'revoked', secret = $4, updated_at = $5
+             WHERE tenant_id = $1 AND provider = $2 AND subject = $3 AND status = 'connected'",
+        )
+        .bind(tenant)
+        .bind(provider)
+        .bind(subject.key())
+        .bind(Vec::<u8>::new())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+}
