@@ -141,14 +141,17 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn secret(&mut self, name: &str) -> Option<SecretString> {
-        self.source.get(name).map(|v| SecretString::from(v.to_owned()))
+        self.source
+            .get(name)
+            .map(|v| SecretString::from(v.to_owned()))
     }
 
     fn token(&mut self, name: &str, prefix: &str, how: &str) -> SecretString {
         match self.source.get(name) {
             None => {
-                self.problems
-                    .push(format!("{name} is missing: {how} (it starts with {prefix})"));
+                self.problems.push(format!(
+                    "{name} is missing: {how} (it starts with {prefix})"
+                ));
                 SecretString::from(String::new())
             }
             Some(v) if !v.starts_with(prefix) => {
@@ -339,7 +342,10 @@ impl Config {
             ),
             crono_api: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
             hubspot_api: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
-            hubspot_auth: r.base_url("HUBSPOT_AUTH_URL", "https://app.hubspot.com/oauth/authorize"),
+            hubspot_auth: r.base_url(
+                "HUBSPOT_AUTH_URL",
+                "https://app.hubspot.com/oauth/authorize",
+            ),
             hubspot_token: r.base_url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v3/token"),
             zoho_accounts: r.base_url("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.com"),
         };
@@ -416,7 +422,10 @@ impl Config {
                 .chain(self.anthropic_api_key.iter())
                 .map(|s| s.expose_secret().to_owned()),
         );
-        for client in [&self.google, &self.hubspot, &self.zoho].into_iter().flatten() {
+        for client in [&self.google, &self.hubspot, &self.zoho]
+            .into_iter()
+            .flatten()
+        {
             out.push(client.client_secret.expose_secret().to_owned());
         }
         out.retain(|s| !s.is_empty());
@@ -483,6 +492,9 @@ mod tests {
         pairs.push(("ENCRYPTION_KEY", "c2hvcnQ="));
         let err = Config::load(&Source::from_pairs(pairs)).unwrap_err();
         assert!(err.to_string().contains("ENCRYPTION_KEY"), "{err}");
-        assert!(!err.to_string().contains("c2hvcnQ="), "the value is not echoed");
+        assert!(
+            !err.to_string().contains("c2hvcnQ="),
+            "the value is not echoed"
+        );
     }
 }

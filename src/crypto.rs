@@ -114,8 +114,7 @@ impl Cipher {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the key file {}", path.display()))?;
         let key = SecretString::from(text.trim().to_owned());
-        Cipher::new(&key, &[])
-            .map_err(|e| anyhow::anyhow!("the key file {} {e}", path.display()))
+        Cipher::new(&key, &[]).map_err(|e| anyhow::anyhow!("the key file {} {e}", path.display()))
     }
 
     pub fn key_id(&self) -> String {
@@ -211,7 +210,10 @@ mod tests {
         let c = cipher();
         let blob = c.seal(b"fathom-key-123", "credentials:1:fathom");
         assert!(!blob.windows(6).any(|w| w == b"fathom"));
-        assert_eq!(c.open(&blob, "credentials:1:fathom").unwrap(), b"fathom-key-123");
+        assert_eq!(
+            c.open(&blob, "credentials:1:fathom").unwrap(),
+            b"fathom-key-123"
+        );
     }
 
     #[test]

@@ -75,7 +75,11 @@ fn context(tenant: TenantId, provider: &str, subject: Subject) -> String {
 
 impl Store {
     /// Stores (or replaces) a credential, sealed; marks it connected.
-    pub async fn put_credential(&self, cipher: &Cipher, c: NewCredential<'_>) -> anyhow::Result<()> {
+    pub async fn put_credential(
+        &self,
+        cipher: &Cipher,
+        c: NewCredential<'_>,
+    ) -> anyhow::Result<()> {
         let sealed = cipher.seal_str(c.secret, &context(c.tenant, c.provider, c.subject));
         let now = now();
         let metadata = c.metadata.to_string();

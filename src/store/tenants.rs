@@ -41,7 +41,6 @@ pub struct Profile {
     pub tz_offset_secs: Option<i64>,
 }
 
-
 impl Store {
     /// The tenant for a Slack team, created on first contact.
     pub async fn ensure_tenant(&self, slack_team_id: &str) -> anyhow::Result<Tenant> {

@@ -1,0 +1,191 @@
+//! Block Kit views and messages live in `blocks/` as JSON that can be pasted into Slack's
+//! Block Kit Builder. Code fills values in by walking the JSON tree (never by concatenating
+//! JSON text), so a value can never break the structure, then parses the result into
+//! slack-morphism's types.
+//!
+//! Placeholders: a string that is exactly `"{{name}}"` becomes the value (any JSON type); an
+//! array element `"{{...name}}"` splices the elements of an array value; `{{name}}` inside a
+//! longer string is replaced by the value's text.
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {0} is not valid JSON: {1}")]
+    Template(&'static str, serde_json::Error),
+    #[error("template {template} uses {{{{{name}}}}} but no value was given")]
+    Missing {
+        template: &'static str,
+        name: String,
+    },
+    #[error("template {template}: {{{{...{name}}}}} needs an array value")]
+    NotAnArray {
+        template: &'static str,
+        name: String,
+    },
+    #[error("template {0} does not fit Block Kit: {1}")]
+    Shape(&'static str, serde_json::Error),
+}
+
+/// A named template, embedded at build time.
+#[derive(Clone, Copy, Debug)]
+pub struct Template {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+macro_rules! template {
+    ($name:literal) => {
+        Template {
+            name: $name,
+            source: include_str!(concat!("../blocks/", $name, ".json")),
+        }
+    };
+}
+
+pub const HOME: Template = template!("home");
+
+/// Every template, so tests can check each one parses and fits Block Kit.
+pub const ALL: &[Template] = &[HOME];
+
+/// Values for a template.
+#[derive(Default, Debug, Clone)]
+pub struct Vars(Map<String, Value>);
+
+impl Vars {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn set(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.0.insert(name.to_owned(), value.into());
+        self
+    }
+}
+
+impl Template {
+    pub fn render(&self, vars: &Vars) -> Result<Value, RenderError> {
+        let tree: Value =
+            serde_json::from_str(self.source).map_err(|e| RenderError::Template(self.name, e))?;
+        fill(tree, vars, self.name)
+    }
+
+    /// Renders and parses into a slack-morphism type (`SlackView`, `SlackMessageContent`…).
+    pub fn render_as<T: serde::de::DeserializeOwned>(&self, vars: &Vars) -> Result<T, RenderError> {
+        serde_json::from_value(self.render(vars)?).map_err(|e| RenderError::Shape(self.name, e))
+    }
+}
+
+fn whole(s: &str) -> Option<&str> {
+    s.strip_prefix("{{")?
+        .strip_suffix("}}")
+        .filter(|n| !n.contains('{'))
+}
+
+fn lookup<'a>(
+    vars: &'a Vars,
+    name: &str,
+    template: &'static str,
+) -> Result<&'a Value, RenderError> {
+    vars.0.get(name).ok_or_else(|| RenderError::Missing {
+        template,
+        name: name.to_owned(),
+    })
+}
+
+fn fill(value: Value, vars: &Vars, template: &'static str) -> Result<Value, RenderError> {
+    Ok(match value {
+        Value::String(s) => {
+            if let Some(name) = whole(&s) {
+                lookup(vars, name, template)?.clone()
+            } else if s.contains("{{") {
+                Value::String(interpolate(&s, vars, template)?)
+            } else {
+                Value::String(s)
+            }
+        }
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                if let Some(name) = item
+                    .as_str()
+                    .and_then(whole)
+                    .and_then(|n| n.strip_prefix("..."))
+                {
+                    match lookup(vars, name, template)? {
+                        Value::Array(spliced) => out.extend(spliced.iter().cloned()),
+                        _ => {
+                            return Err(RenderError::NotAnArray {
+                                template,
+                                name: name.to_owned(),
+                            });
+                        }
+                    }
+                } else {
+                    out.push(fill(item, vars, template)?);
+                }
+            }
+            Value::Array(out)
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((k, fill(v, vars, template)?)))
+                .collect::<Result<_, RenderError>>()?,
+        ),
+        other => other,
+    })
+}
+
+fn interpolate(s: &str, vars: &Vars, template: &'static str) -> Result<String, RenderError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let name = &rest[start + 2..start + len];
+        match lookup(vars, name, template)? {
+            Value::String(text) => out.push_str(text),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Template = Template {
+        name: "test",
+        source: r#"{"a":"{{x}}","b":"Hi {{name}}, \"{{q}}\"","list":[1,"{{...more}}",4]}"#,
+    };
+
+    #[test]
+    fn values_cannot_break_the_structure() {
+        let hostile = r#"", "type": "evil"} ]"#;
+        let out = T
+            .render(
+                &Vars::new()
+                    .set("x", serde_json::json!({"k": 1}))
+                    .set("name", hostile)
+                    .set("q", "ok")
+                    .set("more", serde_json::json!([2, 3])),
+            )
+            .unwrap();
+        assert_eq!(out["a"], serde_json::json!({"k": 1}));
+        assert_eq!(out["b"], format!("Hi {hostile}, \"ok\""));
+        assert_eq!(out["list"], serde_json::json!([1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error() {
+        assert!(matches!(
+            T.render(&Vars::new()),
+            Err(RenderError::Missing { .. })
+        ));
+    }
+}

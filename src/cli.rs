@@ -1,0 +1,105 @@
+//! The command line: `run` (default), `migrate`, `keygen`, `doctor`, `manifest`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Source};
+
+pub const MANIFEST: &str = include_str!("../slack-manifest.yml");
+
+#[derive(Parser)]
+#[command(version, about = "Slack-first follow-up assistant for sales teams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect to Slack and serve (the default).
+    Run,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print a new ENCRYPTION_KEY.
+    Keygen,
+    /// Check the configuration, the database and both Slack tokens; non-zero exit on trouble.
+    Doctor,
+    /// Print the Slack app manifest.
+    Manifest,
+}
+
+pub fn main() -> ExitCode {
+    // One TLS provider for the whole process (ring), before anything opens a connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Keygen => {
+            println!("{}", crate::crypto::generate_key());
+            ExitCode::SUCCESS
+        }
+        Command::Manifest => {
+            print!("{MANIFEST}");
+            ExitCode::SUCCESS
+        }
+        Command::Doctor => runtime().block_on(crate::doctor::run(&Source::from_env_and_dotenv())),
+        Command::Migrate => {
+            let config = match load() {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            runtime().block_on(async {
+                match crate::store::Store::open(&config.database_url).await {
+                    Ok(store) => {
+                        println!("database is up to date ({})", store.backend());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        Command::Run => {
+            let config = match load() {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            runtime().block_on(async {
+                let running = match crate::app::start(config, crate::features::extensions()).await {
+                    Ok(running) => running,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "could not start");
+                        eprintln!("error: {e:#}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                crate::app::shutdown_signal().await;
+                running.shutdown();
+                running.stopped().await;
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn load() -> Result<Config, ExitCode> {
+    match Config::load(&Source::from_env_and_dotenv()) {
+        Ok(config) => {
+            crate::telemetry::init_logs(config.log_format, &config.rust_log);
+            Ok(config)
+        }
+        Err(problems) => {
+            eprintln!("error: {problems}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}

@@ -1,0 +1,27 @@
+//! The App Home tab: what the bot does and how to start.
+
+use async_trait::async_trait;
+use slack_morphism::prelude::SlackView;
+
+use super::{Ctx, Handler};
+use crate::blocks::{HOME, Vars};
+use crate::slack::envelope::SlackEvent;
+
+pub struct HomeOpened;
+
+#[async_trait]
+impl Handler for HomeOpened {
+    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> anyhow::Result<()> {
+        let name = cx
+            .user
+            .real_name
+            .clone()
+            .unwrap_or_else(|| "there".to_owned());
+        let view: SlackView = HOME.render_as(&Vars::new().set("name", name))?;
+        cx.app
+            .slack
+            .views_publish(&cx.user.slack_user_id, view)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Socket Mode frames: control frames (`hello`, `disconnect`) parsed tolerantly, envelopes
+//! parsed into slack-morphism's event and interaction models.
+
+use serde::Deserialize;
+use slack_morphism::prelude::*;
+
+/// The outer shape of every text frame Slack sends. Everything but `type` is optional so a
+/// frame missing `debug_info` (or anything else we do not need) still parses.
+#[derive(Debug, Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    envelope_id: Option<String>,
+    payload: Option<serde_json::Value>,
+    #[serde(default)]
+    accepts_response_payload: bool,
+    retry_attempt: Option<u32>,
+    retry_reason: Option<String>,
+    reason: Option<String>,
+}
+
+/// A payload, typed.
+#[derive(Debug, Clone)]
+pub enum SlackEvent {
+    Command(Box<SlackCommandEvent>),
+    Interaction(Box<SlackInteractionEvent>),
+    Push(Box<SlackPushEventCallback>),
+}
+
+impl SlackEvent {
+    pub fn team_id(&self) -> Option<String> {
+        match self {
+            SlackEvent::Command(c) => Some(c.team_id.to_string()),
+            SlackEvent::Interaction(i) => Some(interaction_team(i).to_string()),
+            SlackEvent::Push(p) => Some(p.team_id.to_string()),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<String> {
+        match self {
+            SlackEvent::Command(c) => Some(c.user_id.to_string()),
+            SlackEvent::Interaction(i) => interaction_user(i).map(|u| u.to_string()),
+            SlackEvent::Push(p) => match &p.event {
+                SlackEventCallbackBody::AppHomeOpened(e) => Some(e.user.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn interaction_team(event: &SlackInteractionEvent) -> &SlackTeamId {
+    match event {
+        SlackInteractionEvent::BlockActions(e) => &e.team.id,
+        SlackInteractionEvent::BlockSuggestion(e) => &e.team.id,
+        SlackInteractionEvent::DialogSubmission(e) => &e.team.id,
+        SlackInteractionEvent::MessageAction(e) => &e.team.id,
+        SlackInteractionEvent::Shortcut(e) => &e.team.id,
+        SlackInteractionEvent::ViewSubmission(e) => &e.team.id,
+        SlackInteractionEvent::ViewClosed(e) => &e.team.id,
+    }
+}
+
+fn interaction_user(event: &SlackInteractionEvent) -> Option<&SlackUserId> {
+    match event {
+        SlackInteractionEvent::BlockActions(e) => e.user.as_ref().map(|u| &u.id),
+        SlackInteractionEvent::BlockSuggestion(e) => Some(&e.user.id),
+        SlackInteractionEvent::DialogSubmission(e) => Some(&e.user.id),
+        SlackInteractionEvent::MessageAction(e) => Some(&e.user.id),
+        SlackInteractionEvent::Shortcut(e) => Some(&e.user.id),
+        SlackInteractionEvent::ViewSubmission(e) => Some(&e.user.id),
+        SlackInteractionEvent::ViewClosed(e) => Some(&e.user.id),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: String,
+    /// `events_api`, `slash_commands` or `interactive`.
+    pub kind: String,
+    pub event: SlackEvent,
+    pub accepts_response_payload: bool,
+    pub retry_attempt: Option<u32>,
+    pub retry_reason: Option<String>,
+    /// Stable across redeliveries: the Events API `event_id` where there is one, else the
+    /// envelope id.
+    pub dedupe_key: String,
+}
+
+#[derive(Debug)]
+pub enum Incoming {
+    Hello,
+    Disconnect {
+        reason: String,
+    },
+    Envelope(Box<Envelope>),
+    /// An envelope we could not read: ack it anyway (so Slack stops retrying) and log it.
+    Unreadable {
+        envelope_id: String,
+        kind: String,
+        error: String,
+    },
+    /// A frame of a type we do not know; ignored.
+    Other {
+        kind: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct MalformedFrame(String);
+
+pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
+    let frame: Frame = serde_json::from_str(text).map_err(|e| MalformedFrame(e.to_string()))?;
+    match frame.kind.as_str() {
+        "hello" => return Ok(Incoming::Hello),
+        "disconnect" => {
+            return Ok(Incoming::Disconnect {
+                reason: frame.reason.unwrap_or_else(|| "unspecified".to_owned()),
+            });
+        }
+        _ => {}
+    }
+    let Some(envelope_id) = frame.envelope_id else {
+        return Ok(Incoming::Other { kind: frame.kind });
+    };
+    let payload = frame.payload.unwrap_or(serde_json::Value::Null);
+    let event_id = payload
+        .get("event_id")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let parsed = match frame.kind.as_str() {
+        "slash_commands" => {
+            serde_json::from_value(payload).map(|e| SlackEvent::Command(Box::new(e)))
+        }
+        "interactive" => {
+            serde_json::from_value(payload).map(|e| SlackEvent::Interaction(Box::new(e)))
+        }
+        "events_api" => serde_json::from_value(payload).map(|e| SlackEvent::Push(Box::new(e))),
+        _ => return Ok(Incoming::Other { kind: frame.kind }),
+    };
+    match parsed {
+        Ok(event) => Ok(Incoming::Envelope(Box::new(Envelope {
+            dedupe_key: event_id
+                .map(|id| format!("event:{id}"))
+                .unwrap_or_else(|| format!("envelope:{envelope_id}")),
+            id: envelope_id,
+            kind: frame.kind,
+            event,
+            accepts_response_payload: frame.accepts_response_payload,
+            retry_attempt: frame.retry_attempt,
+            retry_reason: frame.retry_reason,
+        }))),
+        Err(e) => Ok(Incoming::Unreadable {
+            envelope_id,
+            kind: frame.kind,
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// A frame cut short for a log line: never a whole payload with people's text in it.
+pub fn excerpt(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_frames_without_debug_info() {
+        assert!(matches!(parse(r#"{"type":"hello"}"#), Ok(Incoming::Hello)));
+        match parse(r#"{"type":"disconnect","reason":"refresh_requested"}"#) {
+            Ok(Incoming::Disconnect { reason }) => assert_eq!(reason, "refresh_requested"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(r#"{"type":"disconnect"}"#),
+            Ok(Incoming::Disconnect { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse("not json").is_err());
+        assert!(parse(r#"{"no_type":1}"#).is_err());
+        assert!(matches!(
+            parse(r#"{"type":"slash_commands","envelope_id":"e1","payload":{"x":1}}"#),
+            Ok(Incoming::Unreadable { .. })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"something_new"}"#),
+            Ok(Incoming::Other { .. })
+        ));
+    }
+
+    #[test]
+    fn excerpts_are_short_and_char_safe() {
+        let long = "é".repeat(500);
+        let cut = excerpt(&long);
+        assert!(cut.chars().count() < 110, "{cut}");
+        assert!(cut.ends_with("(1000 bytes)"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Slack ingress (our Socket Mode loop and envelope parsing) and the Web API trait.
+
+pub mod api;
+pub mod envelope;
+pub mod socket;
