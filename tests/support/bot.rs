@@ -67,6 +67,12 @@ pub async fn start_with(config: Config, extensions: Extensions, slack: &FakeSlac
         .wait_for_connections(connections, Duration::from_secs(10))
         .await
         .expect("the bot connects to the fake Slack");
+    // The fake counts a connection once it sent hello; wait until the bot has read it too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running.app.socket.open_connections() < connections {
+        assert!(std::time::Instant::now() < deadline, "the bot never saw hello");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     running
 }
 

@@ -244,8 +244,10 @@ pub fn block_actions_with(
                 }],
             });
             p["state"] = json!({"values": {}});
+            // Loopback with nothing listening: tests never reach the internet. A test that
+            // reads the answer sets it to `FakeSlack::response_url(id)`.
             p["response_url"] = json!(format!(
-                "https://hooks.slack.com/actions/{team_id}/{}/{}",
+                "http://127.0.0.1:9/actions/{team_id}/{}/{}",
                 next(),
                 uuid::Uuid::new_v4().simple()
             ));
