@@ -118,6 +118,8 @@ pub struct Ctx {
     pub user: User,
     /// Where to answer the person privately for this event, if Slack gave one.
     pub response_url: Option<String>,
+    /// The raw payload, for what slack-morphism's models drop (see `Envelope::payload`).
+    pub payload: Arc<serde_json::Value>,
 }
 
 impl Ctx {
@@ -233,6 +235,7 @@ impl Dispatcher {
             tenant,
             user,
             response_url: response_url(&envelope.event),
+            payload: envelope.payload.clone(),
         };
         match handler.handle(&cx, envelope.event.clone()).await {
             Ok(()) => Ok(true),

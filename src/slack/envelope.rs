@@ -1,6 +1,8 @@
 //! Socket Mode frames: control frames (`hello`, `disconnect`) parsed tolerantly, envelopes
 //! parsed into slack-morphism's event and interaction models.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use slack_morphism::prelude::*;
 
@@ -78,6 +80,9 @@ pub struct Envelope {
     /// `events_api`, `slash_commands` or `interactive`.
     pub kind: String,
     pub event: SlackEvent,
+    /// The payload as Slack sent it. Some fields are lost in slack-morphism's models (a
+    /// modal's live `view.state` on `block_actions`, for one); handlers read them here.
+    pub payload: Arc<serde_json::Value>,
     pub accepts_response_payload: bool,
     pub retry_attempt: Option<u32>,
     pub retry_reason: Option<String>,
@@ -130,12 +135,13 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
         .map(str::to_owned);
     let parsed = match frame.kind.as_str() {
         "slash_commands" => {
-            serde_json::from_value(payload).map(|e| SlackEvent::Command(Box::new(e)))
+            SlackCommandEvent::deserialize(&payload).map(|e| SlackEvent::Command(Box::new(e)))
         }
-        "interactive" => {
-            serde_json::from_value(payload).map(|e| SlackEvent::Interaction(Box::new(e)))
+        "interactive" => SlackInteractionEvent::deserialize(&payload)
+            .map(|e| SlackEvent::Interaction(Box::new(e))),
+        "events_api" => {
+            SlackPushEventCallback::deserialize(&payload).map(|e| SlackEvent::Push(Box::new(e)))
         }
-        "events_api" => serde_json::from_value(payload).map(|e| SlackEvent::Push(Box::new(e))),
         _ => return Ok(Incoming::Other { kind: frame.kind }),
     };
     match parsed {
@@ -146,6 +152,7 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
             id: envelope_id,
             kind: frame.kind,
             event,
+            payload: Arc::new(payload),
             accepts_response_payload: frame.accepts_response_payload,
             retry_attempt: frame.retry_attempt,
             retry_reason: frame.retry_reason,
