@@ -109,6 +109,8 @@ pub struct Config {
     pub fathom_poll_interval: Duration,
     pub job_workers: usize,
     pub job_max_attempts: i32,
+    /// On shutdown, how long a running job may take to finish before it is released.
+    pub job_shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub rust_log: String,
     pub endpoints: Endpoints,
@@ -373,6 +375,12 @@ impl Config {
             )),
             job_workers: r.number("JOB_WORKERS", 4usize, 1, 64),
             job_max_attempts: r.number("JOB_MAX_ATTEMPTS", 5i32, 1, 100),
+            job_shutdown_grace: Duration::from_secs(r.number(
+                "JOB_SHUTDOWN_GRACE_SECS",
+                10u64,
+                0,
+                600,
+            )),
             log_format,
             rust_log: r.string("RUST_LOG", "info,sqlx=warn"),
             endpoints,

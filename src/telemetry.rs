@@ -12,7 +12,19 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber (once; later calls are ignored, which suits tests).
 pub fn init_logs(format: LogFormat, filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logs_to(format, filter, std::io::stdout);
+}
+
+/// Same, writing somewhere else (tests capture the logs this way).
+pub fn init_logs_to<W>(format: LogFormat, filter: &str, writer: W)
+where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    // tungstenite logs whole websocket frames (people's meeting text) at trace: never let
+    // it below info, whatever RUST_LOG asks for.
+    const PRIVATE: &str = "tungstenite=info,tokio_tungstenite=info";
+    let filter = EnvFilter::try_new(format!("{filter},{PRIVATE}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{PRIVATE}")));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry
@@ -20,10 +32,13 @@ pub fn init_logs(format: LogFormat, filter: &str) {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().compact().with_writer(writer))
+            .try_init(),
     };
 }
 

@@ -67,7 +67,10 @@ async fn starts_with_only_the_two_tokens() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert!(dir.path().join("data/bot.db").exists(), "SQLite file created");
+    assert!(
+        dir.path().join("data/bot.db").exists(),
+        "SQLite file created"
+    );
     let key = dir.path().join("data/encryption.key");
     assert!(key.exists(), "a key is generated for the SQLite default");
     #[cfg(unix)]
@@ -77,13 +80,7 @@ async fn starts_with_only_the_two_tokens() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let envelope = payloads::slash_command(
-        "T1",
-        "U1",
-        "/frobnicate",
-        "",
-        &slack.response_url("r"),
-    );
+    let envelope = payloads::slash_command("T1", "U1", "/frobnicate", "", &slack.response_url("r"));
     let id = slack.send_envelope(envelope).unwrap();
     let ack = slack
         .wait_for_ack(&id, Duration::from_secs(10))

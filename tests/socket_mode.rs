@@ -327,7 +327,11 @@ async fn a_slow_handler_does_not_delay_other_acks() {
     let fast_id = slack.send_envelope(fast).unwrap();
     let slow_ack = slack.wait_for_ack(&slow_id, WAIT).await.unwrap();
     let fast_ack = slack.wait_for_ack(&fast_id, WAIT).await.unwrap();
-    assert_eq!(done.load(Ordering::SeqCst), 0, "the slow work is still running");
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        0,
+        "the slow work is still running"
+    );
     assert!(slow_ack.latency.unwrap() < Duration::from_secs(1));
     assert!(fast_ack.latency.unwrap() < Duration::from_secs(1));
     running.shutdown();

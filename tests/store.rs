@@ -63,7 +63,10 @@ async fn users_are_scoped_to_their_tenant(store: Store, _db: &TestDb) {
     let b = store.ensure_tenant("TB").await.unwrap();
     let ua = store.ensure_user(a.id, "U1").await.unwrap();
     let ub = store.ensure_user(b.id, "U1").await.unwrap();
-    assert_ne!(ua.id, ub.id, "the same Slack user id in two teams is two people");
+    assert_ne!(
+        ua.id, ub.id,
+        "the same Slack user id in two teams is two people"
+    );
     assert!(store.user(b.id, ua.id).await.unwrap().is_none());
 }
 
@@ -319,7 +322,10 @@ async fn jobs_are_claimed_completed_retried_and_dead_lettered(store: Store, _db:
     let again = store.claim_job("w", lease).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (a, 2));
 
-    store.fail_job(again.id, "still failing", None).await.unwrap();
+    store
+        .fail_job(again.id, "still failing", None)
+        .await
+        .unwrap();
     let rec = store.job(a).await.unwrap().unwrap();
     assert_eq!(rec.status, "dead");
 
@@ -445,7 +451,10 @@ async fn deliveries_are_recorded_once(store: Store, _db: &TestDb) {
 async fn leases_have_one_holder(store: Store, _db: &TestDb) {
     let ttl = Duration::from_millis(200);
     assert!(store.try_lease("poller", "a", ttl).await.unwrap());
-    assert!(store.try_lease("poller", "a", ttl).await.unwrap(), "renewal");
+    assert!(
+        store.try_lease("poller", "a", ttl).await.unwrap(),
+        "renewal"
+    );
     assert!(!store.try_lease("poller", "b", ttl).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(
@@ -461,7 +470,14 @@ async fn audit_entries_are_kept(store: Store, _db: &TestDb) {
     let tenant = store.ensure_tenant("T1").await.unwrap();
     let user = store.ensure_user(tenant.id, "U1").await.unwrap();
     store
-        .audit(tenant.id, Some(user.id), "gmail.draft", "google", "ok", None)
+        .audit(
+            tenant.id,
+            Some(user.id),
+            "gmail.draft",
+            "google",
+            "ok",
+            None,
+        )
         .await
         .unwrap();
     let entries = store.audit_entries(tenant.id).await.unwrap();

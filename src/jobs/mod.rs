@@ -23,8 +23,6 @@ use crate::store::jobs::Job;
 pub const LEASE: Duration = Duration::from_secs(300);
 /// A job running longer than this is stopped and retried (well inside the lease).
 pub const TIMEOUT: Duration = Duration::from_secs(240);
-/// On shutdown, how long a running job may take to finish before it is released.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -195,7 +193,7 @@ async fn run_one(app: &Arc<App>, registry: &Registry, job: Job, shutdown: &Cance
     let result = tokio::select! {
         result = &mut work => result,
         _ = shutdown.cancelled() => {
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut work).await {
+            match tokio::time::timeout(app.config.job_shutdown_grace, &mut work).await {
                 Ok(result) => result,
                 Err(_) => {
                     warn!("still running at shutdown; released for the next start");

@@ -54,7 +54,12 @@ pub fn config(pairs: &[(String, String)]) -> Config {
 
 /// Starts the bot with the shipped features and waits until its sockets are up.
 pub async fn start(slack: &FakeSlack, db: &TestDb) -> Running {
-    start_with(config(&settings(slack, db)), followup_bot::features::extensions(), slack).await
+    start_with(
+        config(&settings(slack, db)),
+        followup_bot::features::extensions(),
+        slack,
+    )
+    .await
 }
 
 pub async fn start_with(config: Config, extensions: Extensions, slack: &FakeSlack) -> Running {
@@ -70,7 +75,10 @@ pub async fn start_with(config: Config, extensions: Extensions, slack: &FakeSlac
     // The fake counts a connection once it sent hello; wait until the bot has read it too.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while running.app.socket.open_connections() < connections {
-        assert!(std::time::Instant::now() < deadline, "the bot never saw hello");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bot never saw hello"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     running
