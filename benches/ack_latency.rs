@@ -1,0 +1,119 @@
+//! Ack latency under a burst: the release binary against the fake Slack on loopback.
+//!
+//! `cargo bench --bench ack_latency` sends 1,000 slash-command envelopes with 20 in flight and
+//! prints ack latency p50/p99/max (from the fake writing the envelope to it reading the ack)
+//! and the bot's resident memory afterwards. Figures, not assertions.
+
+#[path = "../tests/support/fake_slack.rs"]
+mod fake_slack;
+#[path = "../tests/support/payloads.rs"]
+mod payloads;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fake_slack::FakeSlack;
+
+const TOTAL: usize = 1_000;
+const IN_FLIGHT: usize = 20;
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_followup-bot"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("SLACK_APP_TOKEN", "xapp-1-A1-1-bench")
+        .env("SLACK_BOT_TOKEN", "xoxb-1-2-bench")
+        .env("SLACK_API_URL", slack.api_url())
+        .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the release binary starts");
+    let pid = child.id().unwrap();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/ready")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("ready after {:?} (process start to /ready 200)", started.elapsed());
+
+    let burst = |n: usize| {
+        let slack = slack.clone();
+        async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+            let mut waits = Vec::with_capacity(n);
+            for i in 0..n {
+                let permit = permits.clone().acquire_owned().await.unwrap();
+                let envelope = payloads::slash_command(
+                    "T0BENCH",
+                    &format!("U{}", i % 25),
+                    "/frobnicate",
+                    "acme",
+                    &slack.response_url("bench"),
+                );
+                let id = slack.send_envelope(envelope).unwrap();
+                let slack = slack.clone();
+                waits.push(tokio::spawn(async move {
+                    let ack = slack.wait_for_ack(&id, Duration::from_secs(10)).await;
+                    drop(permit);
+                    ack.unwrap().latency.unwrap()
+                }));
+            }
+            let mut latencies = Vec::with_capacity(n);
+            for w in waits {
+                latencies.push(w.await.unwrap());
+            }
+            latencies
+        }
+    };
+    burst(100).await; // warm up: first contact with each user, caches, connections
+    let t = Instant::now();
+    let mut latencies = burst(TOTAL).await;
+    let wall = t.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.trim_start_matches("VmRSS:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "n/a".to_owned());
+    println!(
+        "ack latency over {TOTAL} slash commands, {IN_FLIGHT} in flight, 2 connections: \
+         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.0} envelopes/s; bot RSS after: {rss}",
+        ms(pct(0.50)),
+        ms(pct(0.99)),
+        ms(*latencies.last().unwrap()),
+        TOTAL as f64 / wall.as_secs_f64(),
+    );
+    let _ = child.start_kill();
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

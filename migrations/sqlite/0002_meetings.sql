@@ -1,0 +1,15 @@
+-- Meetings as Fathom listed them, so a pick or a button can refer to a recording by id alone.
+CREATE TABLE meetings (
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    recording_id BIGINT NOT NULL,
+    data         TEXT NOT NULL,
+    listed_at    TEXT NOT NULL,
+    PRIMARY KEY (user_id, recording_id)
+);
+
+-- When each person's Fathom was last polled for new recordings, and when to poll next.
+CREATE TABLE fathom_polls (
+    user_id     INTEGER PRIMARY KEY REFERENCES users (id),
+    since       TEXT NOT NULL,
+    next_poll   TEXT NOT NULL
+);

@@ -1,0 +1,223 @@
+//! Fathom's external API (`X-Api-Key`, one key per person). Meetings are listed without
+//! summaries or transcripts (those count against the "heavy" limit); the chosen meeting's
+//! summary and transcript are fetched on their own.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, decode, send};
+
+const PROVIDER: &str = "fathom";
+
+#[derive(Clone)]
+pub struct Fathom {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Invitee {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_domain: Option<String>,
+    #[serde(default)]
+    pub is_external: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Summary {
+    #[serde(default)]
+    pub template_name: Option<String>,
+    #[serde(default)]
+    pub markdown_formatted: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct ActionItem {
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Meeting {
+    pub recording_id: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub meeting_title: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub share_url: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub scheduled_start_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub scheduled_end_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub recording_start_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub recording_end_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub transcript_language: Option<String>,
+    #[serde(default)]
+    pub calendar_invitees: Vec<Invitee>,
+    #[serde(default)]
+    pub default_summary: Option<Summary>,
+    #[serde(default)]
+    pub action_items: Option<Vec<ActionItem>>,
+}
+
+impl Meeting {
+    pub fn display_title(&self) -> String {
+        self.title
+            .clone()
+            .or_else(|| self.meeting_title.clone())
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| "Untitled meeting".to_owned())
+    }
+
+    /// When the meeting started: the recording, else the calendar slot, else creation.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.recording_start_time
+            .or(self.scheduled_start_time)
+            .or(self.created_at)
+    }
+
+    pub fn duration_minutes(&self) -> Option<i64> {
+        let start = self.recording_start_time.or(self.scheduled_start_time)?;
+        let end = self.recording_end_time.or(self.scheduled_end_time)?;
+        let minutes = (end - start).num_seconds().div_euclid(60);
+        (minutes >= 0).then_some(minutes.max(1))
+    }
+
+    /// Invitees from outside the recorder's company.
+    pub fn external_attendees(&self) -> Vec<Invitee> {
+        self.calendar_invitees
+            .iter()
+            .filter(|i| i.is_external.unwrap_or(true))
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MeetingPage {
+    #[serde(default)]
+    pub items: Vec<Meeting>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct TranscriptLine {
+    #[serde(default)]
+    pub speaker: Option<Speaker>,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct Speaker {
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// Which meetings to list.
+#[derive(Clone, Debug, Default)]
+pub struct MeetingQuery {
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+}
+
+impl Fathom {
+    pub fn new(http: reqwest::Client, base: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    fn get(&self, key: &SecretString, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("X-Api-Key", key.expose_secret())
+            .timeout(std::time::Duration::from_secs(20))
+    }
+
+    /// One page of meetings, without summaries or transcripts.
+    pub async fn meetings(
+        &self,
+        key: &SecretString,
+        query: &MeetingQuery,
+    ) -> Result<MeetingPage, ApiError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = query.created_after {
+            params.push(("created_after", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+        if let Some(t) = query.created_before {
+            params.push(("created_before", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        }
+        if let Some(c) = &query.cursor {
+            params.push(("cursor", c.clone()));
+        }
+        let body = send(PROVIDER, "meetings", self.get(key, "/meetings").query(&params)).await?;
+        decode(PROVIDER, &body)
+    }
+
+    /// Checks a key with the smallest possible call.
+    pub async fn check_key(&self, key: &SecretString) -> Result<(), ApiError> {
+        let query = MeetingQuery {
+            created_after: Some(Utc::now() - chrono::Duration::minutes(1)),
+            ..Default::default()
+        };
+        self.meetings(key, &query).await.map(|_| ())
+    }
+
+    pub async fn summary(
+        &self,
+        key: &SecretString,
+        recording_id: i64,
+    ) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            summary: Option<Summary>,
+        }
+        let body = send(
+            PROVIDER,
+            "summary",
+            self.get(key, &format!("/recordings/{recording_id}/summary")),
+        )
+        .await?;
+        let body: Body = decode(PROVIDER, &body)?;
+        Ok(body.summary.and_then(|s| s.markdown_formatted))
+    }
+
+    pub async fn transcript(
+        &self,
+        key: &SecretString,
+        recording_id: i64,
+    ) -> Result<Vec<TranscriptLine>, ApiError> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(default)]
+            transcript: Vec<TranscriptLine>,
+        }
+        let body = send(
+            PROVIDER,
+            "transcript",
+            self.get(key, &format!("/recordings/{recording_id}/transcript")),
+        )
+        .await?;
+        let body: Body = decode(PROVIDER, &body)?;
+        Ok(body.transcript)
+    }
+}

@@ -1,0 +1,162 @@
+//! Language models behind a small trait (a second provider slots in beside Anthropic).
+//! Anthropic's Messages API: retried with backoff and jitter on 429/500/529 (honouring
+//! `retry-after`), never on 400/401 or a spend limit.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, decode, send};
+
+/// One request: a system prompt and one user message.
+#[derive(Clone, Debug)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+    pub max_tokens: u32,
+}
+
+#[async_trait]
+pub trait Llm: Send + Sync {
+    /// A name for people ("Claude") and logs.
+    fn name(&self) -> &str;
+    /// The model's text answer.
+    async fn complete(&self, prompt: &Prompt) -> Result<String, ApiError>;
+}
+
+pub struct Anthropic {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+    model: String,
+    backoff: ExponentialBuilder,
+}
+
+const PROVIDER: &str = "anthropic";
+
+impl Anthropic {
+    pub fn new(http: reqwest::Client, base: &str, key: SecretString, model: &str) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+            model: model.to_owned(),
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(20))
+                .with_max_times(3)
+                .with_jitter(),
+        }
+    }
+
+    async fn once(&self, prompt: &Prompt) -> Result<String, ApiError> {
+        let request = self
+            .http
+            .post(format!("{}/v1/messages", self.base))
+            .header("x-api-key", self.key.expose_secret())
+            .header("anthropic-version", "2023-06-01")
+            .timeout(Duration::from_secs(90))
+            .json(&json!({
+                "model": self.model,
+                "max_tokens": prompt.max_tokens,
+                "system": prompt.system,
+                "temperature": 0.3,
+                "messages": [{ "role": "user", "content": prompt.user }],
+            }));
+        let body = send(PROVIDER, "messages", request).await?;
+        #[derive(Deserialize)]
+        struct Block {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            text: String,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            content: Vec<Block>,
+        }
+        let answer: Answer = decode(PROVIDER, &body)?;
+        let text: String = answer
+            .content
+            .into_iter()
+            .filter(|b| b.kind == "text")
+            .map(|b| b.text)
+            .collect();
+        if text.trim().is_empty() {
+            return Err(ApiError::Decode {
+                provider: PROVIDER,
+                detail: "the answer had no text".to_owned(),
+            });
+        }
+        Ok(text)
+    }
+}
+
+/// 429 without `retry-after` and with a spend or credit message will not get better.
+fn retryable(e: &ApiError) -> bool {
+    match e {
+        ApiError::RateLimited {
+            retry_after: None,
+            detail,
+            ..
+        } => {
+            let d = detail.to_ascii_lowercase();
+            !(d.contains("spend") || d.contains("credit") || d.contains("billing"))
+        }
+        other => other.is_transient(),
+    }
+}
+
+#[async_trait]
+impl Llm for Anthropic {
+    fn name(&self) -> &str {
+        "Claude"
+    }
+
+    async fn complete(&self, prompt: &Prompt) -> Result<String, ApiError> {
+        (|| self.once(prompt))
+            .retry(self.backoff)
+            .when(retryable)
+            .adjust(|e, delay| delay.map(|d| e.retry_after().unwrap_or(d)))
+            .notify(|e, delay| tracing::warn!(error = %e, ?delay, "LLM call failed; retrying"))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spend_limits_are_not_retried() {
+        let spend = ApiError::RateLimited {
+            provider: PROVIDER,
+            retry_after: None,
+            detail: r#"{"error":{"message":"You have reached your specified workspace API usage limits / spend limit"}}"#.into(),
+        };
+        assert!(!retryable(&spend));
+        let busy = ApiError::RateLimited {
+            provider: PROVIDER,
+            retry_after: Some(Duration::from_secs(1)),
+            detail: String::new(),
+        };
+        assert!(retryable(&busy));
+        assert!(retryable(&ApiError::Unavailable {
+            provider: PROVIDER,
+            status: 529
+        }));
+        assert!(!retryable(&ApiError::Unauthorized {
+            provider: PROVIDER,
+            status: 401
+        }));
+        assert!(!retryable(&ApiError::Rejected {
+            provider: PROVIDER,
+            status: 400,
+            message: String::new()
+        }));
+    }
+}

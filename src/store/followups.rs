@@ -1,0 +1,434 @@
+//! Follow-ups (one per meeting a person drafts for), the meetings Fathom listed, recordings
+//! already announced, and per-person settings.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, now, on_pool, truncate};
+use crate::clients::fathom::Meeting;
+use crate::ids::{FollowupId, TenantId, UserId};
+
+/// The CRM note's sections.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct CrmNote {
+    #[serde(default)]
+    pub tech_stack: String,
+    #[serde(default)]
+    pub pain_points: String,
+    #[serde(default)]
+    pub impact: String,
+    #[serde(default)]
+    pub next_steps: String,
+    #[serde(default)]
+    pub roadblocks: String,
+}
+
+impl CrmNote {
+    /// As one editable text, section per paragraph.
+    pub fn to_text(&self) -> String {
+        [
+            ("Tech stack", &self.tech_stack),
+            ("Pain points", &self.pain_points),
+            ("Impact", &self.impact),
+            ("Next steps", &self.next_steps),
+            ("Roadblocks", &self.roadblocks),
+        ]
+        .iter()
+        .map(|(label, text)| format!("{label}: {}", text.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+    }
+}
+
+/// What the draft (or the person's edit of it) says.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct Draft {
+    pub subject: String,
+    pub body: String,
+    pub summary: String,
+    /// The CRM note as one text (sections as drafted; free text once edited).
+    pub crm_note: String,
+    /// External attendees' emails, one per line.
+    #[serde(default)]
+    pub attendees: String,
+    /// A next meeting the call agreed on (RFC 3339), if any.
+    #[serde(default)]
+    pub next_meeting: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Followup {
+    pub id: FollowupId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub recording_id: i64,
+    pub meeting_title: String,
+    pub meeting_url: Option<String>,
+    pub meeting_started_at: Option<DateTime<Utc>>,
+    pub language: Option<String>,
+    pub status: String,
+    pub generator: Option<String>,
+    pub draft: Option<Draft>,
+    pub edited: Option<Draft>,
+    pub dm_channel: Option<String>,
+    pub dm_ts: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl Followup {
+    /// What every action must use: the person's latest edit, else the draft.
+    pub fn current(&self) -> Option<&Draft> {
+        self.edited.as_ref().or(self.draft.as_ref())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: FollowupId,
+    tenant_id: TenantId,
+    user_id: UserId,
+    recording_id: i64,
+    meeting_title: String,
+    meeting_url: Option<String>,
+    meeting_started_at: Option<DateTime<Utc>>,
+    language: Option<String>,
+    status: String,
+    generator: Option<String>,
+    draft: Option<String>,
+    edited: Option<String>,
+    dm_channel: Option<String>,
+    dm_ts: Option<String>,
+    last_error: Option<String>,
+}
+
+impl From<Row> for Followup {
+    fn from(r: Row) -> Self {
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        Followup {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            user_id: r.user_id,
+            recording_id: r.recording_id,
+            meeting_title: r.meeting_title,
+            meeting_url: r.meeting_url,
+            meeting_started_at: r.meeting_started_at,
+            language: r.language,
+            status: r.status,
+            generator: r.generator,
+            draft: parse(r.draft),
+            edited: parse(r.edited),
+            dm_channel: r.dm_channel,
+            dm_ts: r.dm_ts,
+            last_error: r.last_error,
+        }
+    }
+}
+
+
+/// A person's settings, as `/followup-settings` edits them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub email_tone: String,
+    pub language_override: Option<String>,
+    pub signature: Option<String>,
+    pub default_task_type: String,
+    pub default_task_time: String,
+    pub meeting_dms: bool,
+}
+
+/// A person whose Fathom is polled for new recordings.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct PollTarget {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub slack_user_id: String,
+    pub tz: Option<String>,
+}
+
+impl Store {
+    pub async fn create_followup(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        meeting: &Meeting,
+    ) -> anyhow::Result<FollowupId> {
+        let id = FollowupId::new();
+        let now = now();
+        let attendees = serde_json::to_string(&meeting.external_attendees())?;
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO followups (id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
+                                    meeting_started_at, attendees, language, status,
+                                    created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'drafting', $10, $10)",
+        )
+        .bind(&id)
+        .bind(tenant)
+        .bind(user)
+        .bind(meeting.recording_id)
+        .bind(meeting.display_title())
+        .bind(meeting.share_url.clone().or_else(|| meeting.url.clone()))
+        .bind(meeting.started_at().map(truncate))
+        .bind(attendees)
+        .bind(meeting.transcript_language.clone())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(id)
+    }
+
+    /// A follow-up, only if it belongs to this person of this tenant.
+    pub async fn followup(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: &FollowupId,
+    ) -> anyhow::Result<Option<Followup>> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
+            "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
+                    meeting_started_at, language, status, generator, draft, edited, dm_channel,
+                    dm_ts, last_error
+             FROM followups WHERE id = $1 AND tenant_id = $2 AND user_id = $3",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(user)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(Followup::from))
+    }
+
+    /// For jobs, which carry the id they were queued with.
+    pub async fn followup_by_id(&self, id: &FollowupId) -> anyhow::Result<Option<Followup>> {
+        let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
+            "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
+                    meeting_started_at, language, status, generator, draft, edited, dm_channel,
+                    dm_ts, last_error
+             FROM followups WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(Followup::from))
+    }
+
+    pub async fn followup_attendees(&self, id: &FollowupId) -> anyhow::Result<String> {
+        let row: (String,) = on_pool!(self, pool => sqlx::query_as(
+            "SELECT attendees FROM followups WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await)?;
+        Ok(row.0)
+    }
+
+    pub async fn set_followup_message(
+        &self,
+        id: &FollowupId,
+        channel: &str,
+        ts: &str,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET dm_channel = $2, dm_ts = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(channel)
+        .bind(ts)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_followup_status(
+        &self,
+        id: &FollowupId,
+        status: &str,
+        error: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn save_draft(
+        &self,
+        id: &FollowupId,
+        generator: &str,
+        draft: &Draft,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        let draft = serde_json::to_string(draft)?;
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET status = 'ready', generator = $2, draft = $3, last_error = NULL,
+                    updated_at = $4
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(generator)
+        .bind(draft)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Saves the person's edit; false when the follow-up is not theirs.
+    pub async fn save_edits(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: &FollowupId,
+        edited: &Draft,
+    ) -> anyhow::Result<bool> {
+        let now = now();
+        let edited = serde_json::to_string(edited)?;
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET edited = $4, updated_at = $5
+             WHERE id = $1 AND tenant_id = $2 AND user_id = $3",
+        )
+        .bind(id)
+        .bind(tenant)
+        .bind(user)
+        .bind(edited)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Remembers meetings as Fathom listed them for this person.
+    pub async fn remember_meetings(&self, user: UserId, meetings: &[Meeting]) -> anyhow::Result<()> {
+        let now = now();
+        for meeting in meetings {
+            let data = serde_json::to_string(meeting)?;
+            on_pool!(self, pool => sqlx::query(
+                "INSERT INTO meetings (user_id, recording_id, data, listed_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, recording_id) DO UPDATE SET data = excluded.data,
+                                                                   listed_at = excluded.listed_at",
+            )
+            .bind(user)
+            .bind(meeting.recording_id)
+            .bind(data)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    pub async fn remembered_meeting(
+        &self,
+        user: UserId,
+        recording_id: i64,
+    ) -> anyhow::Result<Option<Meeting>> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT data FROM meetings WHERE user_id = $1 AND recording_id = $2",
+        )
+        .bind(user)
+        .bind(recording_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.and_then(|(data,)| serde_json::from_str(&data).ok()))
+    }
+
+    /// True the first time a recording is announced to a person (across replicas).
+    pub async fn mark_recording_seen(&self, user: UserId, recording_id: i64) -> anyhow::Result<bool> {
+        let now = now();
+        let done = on_pool!(self, pool => sqlx::query(
+            "INSERT INTO seen_meetings (user_id, recording_id, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id, recording_id) DO NOTHING",
+        )
+        .bind(user)
+        .bind(recording_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    pub async fn update_settings(&self, user: UserId, s: &Settings) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE users SET email_tone = $2, language_override = $3, signature = $4,
+                    default_task_type = $5, default_task_time = $6, meeting_dms = $7,
+                    updated_at = $8
+             WHERE id = $1",
+        )
+        .bind(user)
+        .bind(&s.email_tone)
+        .bind(&s.language_override)
+        .bind(&s.signature)
+        .bind(&s.default_task_type)
+        .bind(&s.default_task_time)
+        .bind(s.meeting_dms)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// People with a connected Fathom key and meeting-ready messages on, due for a poll.
+    pub async fn due_fathom_polls(&self) -> anyhow::Result<Vec<PollTarget>> {
+        let now = now();
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, PollTarget>(
+            "SELECT u.id AS user_id, u.tenant_id, u.slack_user_id, u.tz
+             FROM credentials c
+             JOIN users u ON u.id = c.user_id
+             LEFT JOIN fathom_polls p ON p.user_id = u.id
+             WHERE c.provider = 'fathom' AND c.status = 'connected' AND u.meeting_dms
+               AND (p.next_poll IS NULL OR p.next_poll <= $1)
+             ORDER BY u.id",
+        )
+        .bind(now)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Where the last poll of this person's Fathom got to (None: never polled).
+    pub async fn fathom_poll_since(&self, user: UserId) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let row: Option<(DateTime<Utc>,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT since FROM fathom_polls WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(t,)| t))
+    }
+
+    pub async fn set_fathom_poll(
+        &self,
+        user: UserId,
+        since: DateTime<Utc>,
+        next_poll: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO fathom_polls (user_id, since, next_poll) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) DO UPDATE SET since = excluded.since,
+                                                 next_poll = excluded.next_poll",
+        )
+        .bind(user)
+        .bind(truncate(since))
+        .bind(truncate(next_poll))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
