@@ -58,7 +58,10 @@ async fn run() {
         assert!(started.elapsed() < Duration::from_secs(20), "never ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("ready after {:?} (process start to /ready 200)", started.elapsed());
+    println!(
+        "ready after {:?} (process start to /ready 200)",
+        started.elapsed()
+    );
 
     let burst = |n: usize| {
         let slack = slack.clone();

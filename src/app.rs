@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::clients::fathom::Fathom;
+use crate::clients::llm::{Anthropic, Llm};
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::handlers::{Dispatcher, Handler, Route, Router};
@@ -30,6 +32,11 @@ pub struct App {
     pub queue: Queue,
     /// Names this process in job locks and leases.
     pub instance_id: String,
+    pub fathom: Fathom,
+    /// Tenants and users by Slack ids (created on first contact, cached briefly).
+    pub people: crate::handlers::Directory,
+    /// `None` without `ANTHROPIC_API_KEY`: drafts come from the template.
+    pub llm: Option<Arc<dyn Llm>>,
 }
 
 /// Extra routes and job kinds (the features register theirs in `features`).
@@ -91,7 +98,20 @@ pub async fn start(config: Config, extensions: Extensions) -> anyhow::Result<Run
     let http_addr = listener.local_addr()?;
 
     let socket_status = SocketStatus::default();
+    let http = crate::clients::http_client();
+    let fathom = Fathom::new(http.clone(), &config.endpoints.fathom_api);
+    let llm = config.anthropic_api_key.clone().map(|key| {
+        Arc::new(Anthropic::new(
+            http.clone(),
+            &config.endpoints.anthropic_api,
+            key,
+            &config.anthropic_model,
+        )) as Arc<dyn Llm>
+    });
     let app = Arc::new(App {
+        fathom,
+        people: Default::default(),
+        llm,
         store: store.clone(),
         slack: slack.clone(),
         cipher,
@@ -126,6 +146,7 @@ pub async fn start(config: Config, extensions: Extensions) -> anyhow::Result<Run
         )),
         tokio::spawn(serve(listener, app.clone(), shutdown.clone())),
         tokio::spawn(housekeeping(app.clone(), shutdown.clone())),
+        tokio::spawn(jobs::poller::run(app.clone(), shutdown.clone())),
     ];
     info!(%http_addr, database = app.store.backend(), "started");
     let task = tokio::spawn(async move {

@@ -44,9 +44,148 @@ macro_rules! template {
 }
 
 pub const HOME: Template = template!("home");
+/// A modal with one message (loading, errors, "connect first").
+pub const MODAL_MESSAGE: Template = template!("modal_message");
+pub const FATHOM_CONNECT: Template = template!("fathom_connect");
+pub const FOLLOWUP_PICKER: Template = template!("followup_picker");
+pub const FOLLOWUP_PICKER_EMPTY: Template = template!("followup_picker_empty");
+pub const EARLIER_BUTTON: Template = template!("earlier_button");
+pub const FOLLOWUP_DRAFTING: Template = template!("followup_drafting");
+pub const FOLLOWUP_READY: Template = template!("followup_ready");
+pub const FOLLOWUP_FAILED: Template = template!("followup_failed");
+pub const FOLLOWUP_EDIT: Template = template!("followup_edit");
+pub const NOTICE: Template = template!("notice");
+pub const FOLLOWUP_SETTINGS: Template = template!("followup_settings");
+pub const RECORDING_READY: Template = template!("recording_ready");
 
 /// Every template, so tests can check each one parses and fits Block Kit.
-pub const ALL: &[Template] = &[HOME];
+pub const ALL: &[Template] = &[
+    HOME,
+    MODAL_MESSAGE,
+    FATHOM_CONNECT,
+    FOLLOWUP_PICKER,
+    FOLLOWUP_PICKER_EMPTY,
+    EARLIER_BUTTON,
+    FOLLOWUP_DRAFTING,
+    FOLLOWUP_READY,
+    FOLLOWUP_FAILED,
+    FOLLOWUP_EDIT,
+    NOTICE,
+    FOLLOWUP_SETTINGS,
+    RECORDING_READY,
+];
+
+/// Block Kit's limits, checked on a rendered view or message. Returns every breach.
+pub fn check_limits(view: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for key in ["title", "submit", "close"] {
+        if let Some(text) = view
+            .get(key)
+            .and_then(|t| t.get("text"))
+            .and_then(Value::as_str)
+            && text.chars().count() > 24
+        {
+            problems.push(format!("{key} is over 24 characters: {text:?}"));
+        }
+    }
+    if let Some(meta) = view.get("private_metadata").and_then(Value::as_str)
+        && meta.len() > 3000
+    {
+        problems.push("private_metadata is over 3000 characters".to_owned());
+    }
+    let blocks = view
+        .get("blocks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if blocks.len() > 100 {
+        problems.push(format!("{} blocks (at most 100)", blocks.len()));
+    }
+    let mut block_ids = std::collections::HashSet::new();
+    for block in &blocks {
+        if let Some(id) = block.get("block_id").and_then(Value::as_str)
+            && !block_ids.insert(id.to_owned())
+        {
+            problems.push(format!("block_id {id} is used twice"));
+        }
+        let mut action_ids = std::collections::HashSet::new();
+        walk(block, &mut |node| {
+            if let Some(id) = node.get("action_id").and_then(Value::as_str)
+                && !action_ids.insert(id.to_owned())
+            {
+                problems.push(format!("action_id {id} is used twice in one block"));
+            }
+            if let Some(options) = node.get("options").and_then(Value::as_array) {
+                if options.len() > 100 {
+                    problems.push(format!("{} options (at most 100)", options.len()));
+                }
+                for option in options {
+                    let text = option["text"]["text"].as_str().unwrap_or_default();
+                    if text.chars().count() > 75 {
+                        problems.push(format!("option text over 75 characters: {text:?}"));
+                    }
+                    if option["value"].as_str().unwrap_or_default().len() > 150 {
+                        problems.push("option value over 150 characters".to_owned());
+                    }
+                }
+            }
+            if node.get("type").and_then(Value::as_str) == Some("button")
+                && node
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .len()
+                    > 2000
+            {
+                problems.push("button value over 2000 characters".to_owned());
+            }
+            if let Some(initial) = node.get("initial_value").and_then(Value::as_str) {
+                let max = node
+                    .get("max_length")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(3000);
+                if initial.chars().count() as u64 > max {
+                    problems.push(format!("initial_value over its max_length {max}"));
+                }
+            }
+            if matches!(
+                node.get("type").and_then(Value::as_str),
+                Some("mrkdwn" | "plain_text")
+            ) && node
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .chars()
+                .count()
+                > 3000
+            {
+                problems.push("a text over 3000 characters".to_owned());
+            }
+        });
+    }
+    problems
+}
+
+fn walk(node: &Value, f: &mut impl FnMut(&Value)) {
+    f(node);
+    match node {
+        Value::Array(items) => items.iter().for_each(|i| walk(i, f)),
+        Value::Object(map) => map.values().for_each(|v| walk(v, f)),
+        _ => {}
+    }
+}
+
+/// Cuts a text to `max` characters, saying so at the end, so nothing is dropped silently.
+pub fn fit(text: &str, max: usize) -> (String, bool) {
+    if text.chars().count() <= max {
+        return (text.to_owned(), false);
+    }
+    const MARK: &str = " […]";
+    let keep = max.saturating_sub(MARK.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(MARK);
+    (out, true)
+}
 
 /// Values for a template.
 #[derive(Default, Debug, Clone)]

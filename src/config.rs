@@ -370,7 +370,7 @@ impl Config {
             fathom_poll_interval: Duration::from_secs(r.number(
                 "FATHOM_POLL_INTERVAL_SECS",
                 300u64,
-                60,
+                1,
                 86_400,
             )),
             job_workers: r.number("JOB_WORKERS", 4usize, 1, 64),

@@ -6,9 +6,11 @@
 pub mod app;
 pub mod blocks;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod doctor;
+pub mod drafting;
 pub mod features;
 pub mod handlers;
 pub mod ids;

@@ -161,15 +161,26 @@ impl Fathom {
     ) -> Result<MeetingPage, ApiError> {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(t) = query.created_after {
-            params.push(("created_after", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+            params.push((
+                "created_after",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
         }
         if let Some(t) = query.created_before {
-            params.push(("created_before", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+            params.push((
+                "created_before",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
         }
         if let Some(c) = &query.cursor {
             params.push(("cursor", c.clone()));
         }
-        let body = send(PROVIDER, "meetings", self.get(key, "/meetings").query(&params)).await?;
+        let body = send(
+            PROVIDER,
+            "meetings",
+            self.get(key, "/meetings").query(&params),
+        )
+        .await?;
         decode(PROVIDER, &body)
     }
 

@@ -92,7 +92,11 @@ pub async fn send(
     let response = match result {
         Ok(r) => r,
         Err(e) => {
-            let status = if e.is_timeout() { "timeout" } else { "transport_error" };
+            let status = if e.is_timeout() {
+                "timeout"
+            } else {
+                "transport_error"
+            };
             crate::telemetry::record_external(provider, operation, status, started.elapsed());
             return Err(if e.is_timeout() {
                 ApiError::Timeout { provider }

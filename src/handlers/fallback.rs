@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use serde_json::json;
 use slack_morphism::prelude::*;
 
-use super::{Ctx, Handler};
+use super::{Ack, Ctx, Handler};
+use crate::app::App;
 use crate::slack::envelope::SlackEvent;
 
 /// The commands of the Slack app manifest, for a helpful answer to a typo.
@@ -41,8 +42,8 @@ fn command_list() -> String {
 
 #[async_trait]
 impl Handler for Unknown {
-    fn ack(&self, event: &SlackEvent) -> Option<serde_json::Value> {
-        match event {
+    async fn ack(&self, _app: &App, event: &SlackEvent, _payload: &serde_json::Value) -> Ack {
+        Ack::Continue(match event {
             SlackEvent::Command(c) => {
                 let name = super::canonical_command(&c.command.0);
                 let text = if COMMANDS.iter().any(|(known, _)| *known == name) {
@@ -68,7 +69,7 @@ impl Handler for Unknown {
                 _ => None,
             },
             SlackEvent::Push(_) => None,
-        }
+        })
     }
 
     async fn handle(&self, cx: &Ctx, event: SlackEvent) -> anyhow::Result<()> {

@@ -18,8 +18,11 @@ use crate::slack::envelope::{Envelope, SlackEvent};
 use crate::slack::socket::{Acker, EnvelopeHandler};
 use crate::store::tenants::{Tenant, User};
 
+pub mod connect;
 pub mod fallback;
+pub mod followup;
 pub mod home;
+pub mod settings;
 
 /// What an envelope asks for: the key handlers are registered under.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -98,12 +101,31 @@ impl CallbackId for SlackView {
 #[error("{0}")]
 pub struct UserError(pub String);
 
+/// What to send as the ack, and whether `handle` runs after it.
+#[derive(Debug)]
+pub enum Ack {
+    /// Ack (with this payload, if any), then run `handle`.
+    Continue(Option<serde_json::Value>),
+    /// Ack and stop: the ack said it all (e.g. a modal's field errors).
+    Stop(Option<serde_json::Value>),
+}
+
+/// The longest an ack may take before it goes out empty (Slack waits 3 s).
+pub const ACK_BUDGET: Duration = Duration::from_millis(2500);
+
 /// One feature's handling of one kind of event.
 #[async_trait]
 pub trait Handler: Send + Sync {
-    /// The ack payload, from the event alone (no I/O): a slash command's immediate reply,
-    /// a view submission's `response_action`, a block suggestion's options. Default: none.
-    fn ack(&self, _event: &SlackEvent) -> Option<serde_json::Value> {
+    /// The ack: a slash command's immediate reply, a view submission's `response_action`, a
+    /// block suggestion's options. Quick, local work; the rare remote check (a key validated
+    /// before a modal closes) must bound itself well inside `ACK_BUDGET`. Default: empty ack.
+    async fn ack(&self, _app: &App, _event: &SlackEvent, _payload: &serde_json::Value) -> Ack {
+        Ack::Continue(None)
+    }
+
+    /// A modal to open at once, before anything slow runs (a `trigger_id` lives 3 s). Its id
+    /// reaches `handle` as `Ctx::view_id`, to be updated with the real content.
+    fn first_view(&self, _event: &SlackEvent) -> Option<SlackView> {
         None
     }
 
@@ -120,6 +142,8 @@ pub struct Ctx {
     pub response_url: Option<String>,
     /// The raw payload, for what slack-morphism's models drop (see `Envelope::payload`).
     pub payload: Arc<serde_json::Value>,
+    /// The modal opened from `Handler::first_view`, if any.
+    pub view_id: Option<String>,
 }
 
 impl Ctx {
@@ -179,16 +203,11 @@ impl Default for Router {
 pub struct Dispatcher {
     app: Arc<App>,
     router: Router,
-    people: Directory,
 }
 
 impl Dispatcher {
     pub fn new(app: Arc<App>, router: Router) -> Self {
-        Self {
-            app,
-            router,
-            people: Directory::default(),
-        }
+        Self { app, router }
     }
 
     async fn run(self: Arc<Self>, envelope: Envelope, acker: Acker) {
@@ -197,9 +216,26 @@ impl Dispatcher {
             .as_ref()
             .map_or_else(|| "unrouted".to_owned(), Route::label);
         let handler = self.router.find(route.as_ref());
-        acker.ack(handler.ack(&envelope.event));
-
-        let outcome = match self.process(&envelope, handler).await {
+        let ack = tokio::time::timeout(
+            ACK_BUDGET,
+            handler.ack(&self.app, &envelope.event, &envelope.payload),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            warn!(route = %label, "the ack took too long; sent empty");
+            Ack::Continue(None)
+        });
+        let outcome = match ack {
+            Ack::Stop(payload) => {
+                acker.ack(payload);
+                Ok(true)
+            }
+            Ack::Continue(payload) => {
+                acker.ack(payload);
+                self.process(&envelope, handler).await
+            }
+        };
+        let outcome = match outcome {
             Ok(true) => "handled",
             Ok(false) => "duplicate",
             Err(()) => "failed",
@@ -219,11 +255,24 @@ impl Dispatcher {
                 warn!(error = %e, "could not record the delivery; handling it anyway");
             }
         }
+        let view_id = match (
+            handler.first_view(&envelope.event),
+            trigger_id(&envelope.event),
+        ) {
+            (Some(view), Some(trigger)) => match self.app.slack.views_open(&trigger, view).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    warn!(error = %e, "could not open the modal");
+                    None
+                }
+            },
+            _ => None,
+        };
         let (Some(team), Some(user_id)) = (envelope.event.team_id(), envelope.event.user_id())
         else {
             return Ok(true);
         };
-        let (tenant, user) = match self.people.resolve(&self.app, &team, &user_id).await {
+        let (tenant, user) = match self.app.people.resolve(&self.app, &team, &user_id).await {
             Ok(found) => found,
             Err(e) => {
                 error!(error = ?e, "could not load the tenant and user");
@@ -236,6 +285,7 @@ impl Dispatcher {
             user,
             response_url: response_url(&envelope.event),
             payload: envelope.payload.clone(),
+            view_id,
         };
         match handler.handle(&cx, envelope.event.clone()).await {
             Ok(()) => Ok(true),
@@ -271,6 +321,20 @@ fn envelope_type(kind: &str) -> &'static str {
     }
 }
 
+fn trigger_id(event: &SlackEvent) -> Option<String> {
+    match event {
+        SlackEvent::Command(c) => Some(c.trigger_id.to_string()),
+        SlackEvent::Interaction(i) => match i.as_ref() {
+            SlackInteractionEvent::BlockActions(a) => Some(a.trigger_id.to_string()),
+            SlackInteractionEvent::ViewSubmission(v) => {
+                v.trigger_id.as_ref().map(|t| t.to_string())
+            }
+            _ => None,
+        },
+        SlackEvent::Push(_) => None,
+    }
+}
+
 fn response_url(event: &SlackEvent) -> Option<String> {
     match event {
         SlackEvent::Command(c) => Some(c.response_url.0.to_string()),
@@ -301,7 +365,7 @@ impl EnvelopeHandler for Dispatcher {
 }
 
 /// Tenants and users by Slack ids, created on first contact; profiles from `users.info`,
-/// refreshed daily, cached in memory for an hour.
+/// refreshed daily; rows cached in memory for a minute (other replicas may change them).
 #[derive(Default)]
 pub struct Directory {
     cache: Mutex<HashMap<PersonKey, Person>>,
@@ -312,10 +376,17 @@ type PersonKey = (String, String);
 /// A resolved person and when they were cached.
 type Person = (Tenant, User, Instant);
 
-const CACHE_FOR: Duration = Duration::from_secs(3600);
+const CACHE_FOR: Duration = Duration::from_secs(60);
 const REFRESH_PROFILE_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 impl Directory {
+    /// Drops a cached person after their row changed.
+    pub fn forget(&self, team: &str, user: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&(team.to_owned(), user.to_owned()));
+        }
+    }
+
     pub async fn resolve(
         &self,
         app: &App,
@@ -352,4 +423,45 @@ impl Directory {
         }
         Ok((tenant, row))
     }
+}
+
+/// A value from a modal's live state in the raw payload (`view.state.values`), whatever the
+/// element: text input, select, radio buttons, time picker.
+pub fn state_value(payload: &serde_json::Value, block: &str, action: &str) -> Option<String> {
+    let v = &payload["view"]["state"]["values"][block][action];
+    v["value"]
+        .as_str()
+        .or_else(|| v["selected_option"]["value"].as_str())
+        .or_else(|| v["selected_time"].as_str())
+        .or_else(|| v["selected_date"].as_str())
+        .map(str::to_owned)
+}
+
+/// The value of the clicked button (the first action of a `block_actions` payload).
+pub fn action_value(payload: &serde_json::Value) -> Option<String> {
+    payload["actions"][0]["value"]
+        .as_str()
+        .or_else(|| payload["actions"][0]["selected_option"]["value"].as_str())
+        .map(str::to_owned)
+}
+
+/// A `response_action: errors` ack for a modal's fields.
+pub fn field_errors(errors: &[(&str, &str)]) -> Ack {
+    let map: serde_json::Map<String, serde_json::Value> = errors
+        .iter()
+        .map(|(block, text)| ((*block).to_owned(), serde_json::Value::from(*text)))
+        .collect();
+    Ack::Stop(Some(
+        serde_json::json!({ "response_action": "errors", "errors": map }),
+    ))
+}
+
+/// A one-message modal (loading, errors, "connect first").
+pub fn message_modal(callback_id: &str, title: &str, text: &str) -> anyhow::Result<SlackView> {
+    Ok(crate::blocks::MODAL_MESSAGE.render_as(
+        &crate::blocks::Vars::new()
+            .set("callback_id", callback_id)
+            .set("title", title)
+            .set("text", text),
+    )?)
 }

@@ -19,6 +19,9 @@ use crate::app::App;
 use crate::ids::JobId;
 use crate::store::jobs::Job;
 
+pub mod generate;
+pub mod poller;
+
 /// How long a claimed job is ours before another worker may take it over.
 pub const LEASE: Duration = Duration::from_secs(300);
 /// A job running longer than this is stopped and retried (well inside the lease).

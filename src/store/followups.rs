@@ -124,7 +124,6 @@ impl From<Row> for Followup {
     }
 }
 
-
 /// A person's settings, as `/followup-settings` edits them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -311,7 +310,11 @@ impl Store {
     }
 
     /// Remembers meetings as Fathom listed them for this person.
-    pub async fn remember_meetings(&self, user: UserId, meetings: &[Meeting]) -> anyhow::Result<()> {
+    pub async fn remember_meetings(
+        &self,
+        user: UserId,
+        meetings: &[Meeting],
+    ) -> anyhow::Result<()> {
         let now = now();
         for meeting in meetings {
             let data = serde_json::to_string(meeting)?;
@@ -347,7 +350,11 @@ impl Store {
     }
 
     /// True the first time a recording is announced to a person (across replicas).
-    pub async fn mark_recording_seen(&self, user: UserId, recording_id: i64) -> anyhow::Result<bool> {
+    pub async fn mark_recording_seen(
+        &self,
+        user: UserId,
+        recording_id: i64,
+    ) -> anyhow::Result<bool> {
         let now = now();
         let done = on_pool!(self, pool => sqlx::query(
             "INSERT INTO seen_meetings (user_id, recording_id, seen_at) VALUES ($1, $2, $3)

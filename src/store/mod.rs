@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub mod audit;
 pub mod credentials;
 pub mod dedupe;
+pub mod followups;
 pub mod jobs;
 pub mod leases;
 pub mod oauth_states;

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod fake_anthropic;
+pub mod fake_fathom;
 pub mod fake_slack;
 pub mod payloads;
 
