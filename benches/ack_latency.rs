@@ -114,6 +114,36 @@ async fn run() {
         ms(*latencies.last().unwrap()),
         TOTAL as f64 / wall.as_secs_f64(),
     );
+
+    // /followup: from the envelope leaving the fake to the bot's views.open reaching it
+    // (the loading modal opens before any Fathom call; here the person has no Fathom key, so
+    // the path to views.open is the same and Fathom is not involved).
+    let mut open = Vec::with_capacity(200);
+    for i in 0..200 {
+        let before = slack.call_count("views.open");
+        let envelope = payloads::slash_command(
+            "T0BENCH",
+            &format!("U{}", i % 25),
+            "/followup",
+            "",
+            &slack.response_url("bench"),
+        );
+        let sent = Instant::now();
+        slack.send_envelope(envelope).unwrap();
+        let calls = slack
+            .wait_for_calls("views.open", before + 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        open.push(calls[before].received_at.duration_since(sent));
+    }
+    open.sort();
+    let at = |p: f64| open[((open.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    println!(
+        "/followup envelope to views.open, 200 sequential: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(at(0.50)),
+        ms(at(0.99)),
+        ms(*open.last().unwrap()),
+    );
     let _ = child.start_kill();
 }
 

@@ -447,7 +447,15 @@ impl Writer {
                 biased;
                 message = self.out.recv() => {
                     let Some(message) = message else { break };
-                    if let Err(e) = sink.send(message).await {
+                    // Acks that are ready together go out in one flush.
+                    let mut result = sink.feed(message).await;
+                    while result.is_ok() {
+                        match self.out.try_recv() {
+                            Ok(more) => result = sink.feed(more).await,
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = result.and(sink.flush().await) {
                         let _ = self.signals.send(Signal::Dead(format!("write failed: {e}")));
                         break;
                     }
