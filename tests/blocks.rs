@@ -124,7 +124,11 @@ fn the_edit_modal_shows_long_texts_cut_visibly() {
         .find(|b| b["block_id"] == "body")
         .unwrap();
     assert_eq!(
-        body["element"]["initial_value"].as_str().unwrap().chars().count(),
+        body["element"]["initial_value"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
         3000
     );
 }
@@ -155,7 +159,11 @@ fn snapshots() {
     insta::assert_json_snapshot!("edit_modal", edit);
 
     let ready = serde_json::to_value(
-        ready_message(&followup("Hi"), "Drafted by Claude from the meeting's transcript.").unwrap(),
+        ready_message(
+            &followup("Hi"),
+            "Drafted by Claude from the meeting's transcript.",
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_fits(&ready);
