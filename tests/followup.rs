@@ -876,3 +876,37 @@ async fn settings_are_saved_and_used() {
     assert!(system.contains("Ada — Acme Sales"));
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_draft_says_why_and_retry_recovers() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 50, "Soylent review");
+    let picker = w.open_picker(ADA).await;
+    // The key is revoked in Fathom between listing and drafting: nothing to retry blindly.
+    w.fathom.remove_key(ADA_KEY);
+    let failed = w.pick(ADA, &picker, 50).await;
+    let text = text_of(&failed);
+    assert!(text.contains("could not be drafted"), "{text}");
+    assert!(text.contains("/fathom-connect"), "says what failed: {text}");
+    assert!(text.contains("followup_retry"), "offers Retry: {text}");
+
+    w.fathom.add_key(ADA_KEY);
+    let id = followup_id(&failed);
+    let click = w.click(ADA, "followup_retry", &id, "retry");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = w
+            .slack
+            .calls("chat.update")
+            .iter()
+            .any(|c| text_of(&c.body).contains("Follow-up ready: Soylent review"));
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Retry never produced a draft");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await;
+}

@@ -207,9 +207,30 @@ impl Handler for FollowupCommand {
             )
             .into());
         };
-        let view = picker(&cx.app, &cx.tenant, &cx.user, &Page::default()).await?;
-        cx.app.slack.views_update(view_id, None, view).await?;
-        Ok(())
+        show_picker(cx, view_id, &Page::default()).await
+    }
+}
+
+/// Replaces the loading modal with the picker; on any failure, with an apology rather than a
+/// spinner that never ends.
+async fn show_picker(cx: &Ctx, view_id: &str, page: &Page) -> anyhow::Result<()> {
+    match picker(&cx.app, &cx.tenant, &cx.user, page).await {
+        Ok(view) => {
+            cx.app.slack.views_update(view_id, None, view).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let sorry = message_modal(
+                PICK,
+                "Follow-up",
+                "Sorry, something went wrong on our side while loading your meetings. Please try \
+                 `/followup` again in a minute.",
+            )?;
+            if let Err(update) = cx.app.slack.views_update(view_id, None, sorry).await {
+                tracing::warn!(error = %update, "could not replace the loading modal");
+            }
+            Err(e.context(super::Reported))
+        }
     }
 }
 
@@ -231,9 +252,7 @@ impl Handler for EarlierMeetings {
             ":hourglass_flowing_sand: Loading earlier meetings…",
         )?;
         cx.app.slack.views_update(view_id, None, loading).await?;
-        let view = picker(&cx.app, &cx.tenant, &cx.user, &page).await?;
-        cx.app.slack.views_update(view_id, None, view).await?;
-        Ok(())
+        show_picker(cx, view_id, &page).await
     }
 }
 

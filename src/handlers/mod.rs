@@ -96,6 +96,11 @@ impl CallbackId for SlackView {
     }
 }
 
+/// Marks an error the person was already told about (in a modal): logged, not repeated.
+#[derive(Debug, thiserror::Error)]
+#[error("already reported to the person")]
+pub struct Reported;
+
 /// A problem the person can fix: shown to them in plain words, not logged as an error.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -289,6 +294,10 @@ impl Dispatcher {
         };
         match handler.handle(&cx, envelope.event.clone()).await {
             Ok(()) => Ok(true),
+            Err(e) if e.downcast_ref::<Reported>().is_some() => {
+                error!(error = ?e, "handler failed (the person was told in the modal)");
+                Err(())
+            }
             Err(e) => {
                 let message = match e.downcast_ref::<UserError>() {
                     Some(user_error) => user_error.0.clone(),
