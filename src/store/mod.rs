@@ -75,8 +75,10 @@ impl Store {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating the database folder {}", dir.display()))?;
             }
+            // One connection: SQLite has a single writer anyway, and queueing in the pool is
+            // immediate where SQLite's busy handler would sleep (tens to hundreds of ms).
             let pool = SqlitePoolOptions::new()
-                .max_connections(4)
+                .max_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await

@@ -44,6 +44,17 @@ pub struct Profile {
 impl Store {
     /// The tenant for a Slack team, created on first contact.
     pub async fn ensure_tenant(&self, slack_team_id: &str) -> anyhow::Result<Tenant> {
+        // Read first: after first contact this is a read, not a write.
+        let found = on_pool!(self, pool => sqlx::query_as::<_, Tenant>(
+            "SELECT id, slack_team_id, name, crm_provider, time_zone FROM tenants
+             WHERE slack_team_id = $1",
+        )
+        .bind(slack_team_id)
+        .fetch_optional(pool)
+        .await)?;
+        if let Some(tenant) = found {
+            return Ok(tenant);
+        }
         let now = now();
         let tenant = on_pool!(self, pool => sqlx::query_as::<_, Tenant>(
             "INSERT INTO tenants (slack_team_id, created_at, updated_at) VALUES ($1, $2, $2)
@@ -68,6 +79,19 @@ impl Store {
 
     /// The user row for a Slack user of a tenant, created on first contact.
     pub async fn ensure_user(&self, tenant: TenantId, slack_user_id: &str) -> anyhow::Result<User> {
+        let found = on_pool!(self, pool => sqlx::query_as::<_, User>(
+            "SELECT id, tenant_id, slack_user_id, email, real_name, tz, tz_offset_secs,
+                    profile_refreshed_at, email_tone, language_override, signature,
+                    default_task_type, default_task_time, meeting_dms
+             FROM users WHERE tenant_id = $1 AND slack_user_id = $2",
+        )
+        .bind(tenant)
+        .bind(slack_user_id)
+        .fetch_optional(pool)
+        .await)?;
+        if let Some(user) = found {
+            return Ok(user);
+        }
         let now = now();
         Ok(on_pool!(self, pool => sqlx::query_as::<_, User>(
             "INSERT INTO users (tenant_id, slack_user_id, created_at, updated_at)
