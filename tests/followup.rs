@@ -910,3 +910,29 @@ async fn a_failed_draft_says_why_and_retry_recovers() {
     }
     w.stop().await;
 }
+
+#[tokio::test]
+async fn the_poller_backs_off_when_fathom_rate_limits() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "1")],
+    )
+    .await;
+    w.fathom.rate_limit_next("meetings", 5, 1);
+    w.connect(ADA, ADA_KEY).await;
+    // First poll notes the time; the second asks Fathom and gets a 429 with Retry-After: 5.
+    let calls = w.fathom.wait_for_calls("meetings", 1, WAIT).await.unwrap();
+    assert_eq!(calls[0].status, 429);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        w.fathom.call_count("meetings"),
+        1,
+        "waits out Retry-After instead of polling every second"
+    );
+    w.fathom
+        .wait_for_calls("meetings", 2, Duration::from_secs(10))
+        .await
+        .expect("polls again after the back-off");
+    w.stop().await;
+}

@@ -57,6 +57,13 @@ async fn connects_with_two_connections_and_serves_health_and_ready() {
     let base = bot::base_url(&running);
     let (status, body) = get(format!("{base}/health")).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let response = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "every response carries a request id"
+    );
+    let missing = reqwest::get(format!("{base}/nope")).await.unwrap();
+    assert_eq!(missing.status(), 404);
     let (status, body) = get(format!("{base}/ready")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["slack_connections"], 2);
@@ -408,4 +415,26 @@ async fn shutdown_closes_the_sockets_cleanly() {
             "{info:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_rate_limited_web_api_call_is_retried_after_retry_after() {
+    let (slack, _db, running) = setup(Backend::Sqlite).await;
+    slack.set_rate_limited("views.publish", 1, Some(1));
+    let id = slack
+        .send_envelope(payloads::app_home_opened(TEAM, USER))
+        .unwrap();
+    slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let calls = slack
+        .wait_for_calls("views.publish", 2, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(calls[0].status, 429);
+    assert_eq!(calls[1].status, 200);
+    assert!(
+        calls[1].received_at.duration_since(calls[0].received_at) >= Duration::from_millis(900),
+        "waited for Retry-After"
+    );
+    running.shutdown();
+    running.stopped().await;
 }

@@ -115,12 +115,17 @@ impl MorphismSlack {
         bot_token: &SecretString,
         app_token: &SecretString,
     ) -> std::io::Result<Self> {
+        // TCP_NODELAY: without it a request written in two segments waits for the peer's
+        // delayed ACK (measured: a 200 ms tail on views.open).
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()?
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .build();
+            .wrap_connector(tcp);
         let rate_control = SlackApiRateControlConfig::new()
             .with_max_retries(3)
             .with_max_delay_timeout(Duration::from_secs(20));

@@ -68,6 +68,8 @@ impl Store {
                 .context("parsing DATABASE_URL")?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: durable across crashes of the process, one fsync per checkpoint.
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let path = options.get_filename();
