@@ -144,6 +144,21 @@ async fn run() {
         ms(at(0.99)),
         ms(*open.last().unwrap()),
     );
+    if std::env::var("BENCH_METRICS").is_ok() {
+        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in metrics.lines().filter(|l| {
+            l.contains("views.open")
+                || l.starts_with("slack_ack_seconds")
+                || l.contains("first_view")
+        }) {
+            println!("  {line}");
+        }
+    }
     let _ = child.start_kill();
 }
 
