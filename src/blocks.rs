@@ -49,6 +49,7 @@ pub const MODAL_MESSAGE: Template = template!("modal_message");
 pub const FATHOM_CONNECT: Template = template!("fathom_connect");
 pub const FOLLOWUP_PICKER: Template = template!("followup_picker");
 pub const FOLLOWUP_PICKER_EMPTY: Template = template!("followup_picker_empty");
+/// The "Earlier meetings" actions block, present only when there is an earlier page.
 pub const EARLIER_BUTTON: Template = template!("earlier_button");
 pub const FOLLOWUP_DRAFTING: Template = template!("followup_drafting");
 pub const FOLLOWUP_READY: Template = template!("followup_ready");
@@ -128,6 +129,11 @@ pub fn check_limits(view: &Value) -> Vec<String> {
                         problems.push("option value over 150 characters".to_owned());
                     }
                 }
+            }
+            if matches!(node.get("type").and_then(Value::as_str), Some("actions" | "context"))
+                && node.get("elements").and_then(Value::as_array).is_none_or(Vec::is_empty)
+            {
+                problems.push("an actions or context block with no elements".to_owned());
             }
             if node.get("type").and_then(Value::as_str) == Some("button")
                 && node

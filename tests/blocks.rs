@@ -99,7 +99,7 @@ fn every_template_renders_parses_and_fits() {
                 serde_json::from_value::<SlackView>(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", template.name));
             }
-            Some("button") | Some("context") => {}
+            Some("actions") | Some("context") => {}
             _ => {
                 serde_json::from_value::<SlackMessageContent>(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", template.name));
