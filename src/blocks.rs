@@ -130,8 +130,13 @@ pub fn check_limits(view: &Value) -> Vec<String> {
                     }
                 }
             }
-            if matches!(node.get("type").and_then(Value::as_str), Some("actions" | "context"))
-                && node.get("elements").and_then(Value::as_array).is_none_or(Vec::is_empty)
+            if matches!(
+                node.get("type").and_then(Value::as_str),
+                Some("actions" | "context")
+            ) && node
+                .get("elements")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
             {
                 problems.push("an actions or context block with no elements".to_owned());
             }

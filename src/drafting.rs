@@ -236,7 +236,10 @@ struct ModelAnswer {
 /// subject and body.
 pub fn parse_answer(text: &str, attendees: &str) -> Result<Draft, String> {
     let start = text.find('{').ok_or("no JSON object in the answer")?;
-    let end = text.rfind('}').ok_or("no JSON object in the answer")?;
+    let end = text
+        .rfind('}')
+        .filter(|end| *end > start)
+        .ok_or("no JSON object in the answer")?;
     let answer: ModelAnswer = serde_json::from_str(&text[start..=end])
         .map_err(|e| format!("the JSON does not match the schema: {e}"))?;
     if answer.email_subject.trim().is_empty() || answer.email_body.trim().is_empty() {
@@ -444,6 +447,7 @@ mod tests {
         assert_eq!(draft.subject, "Hi");
         assert!(draft.crm_note.contains("Pain points: slow"));
         assert!(parse_answer("no json", "").is_err());
+        assert!(parse_answer("} backwards {", "").is_err(), "no panic");
         assert!(parse_answer("{\"email_subject\":\"\",\"email_body\":\"x\"}", "").is_err());
     }
 }

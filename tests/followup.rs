@@ -403,7 +403,10 @@ async fn earlier_meetings_page_back_through_fathom() {
     }
     assert!(earlier_value(&current).is_none(), "no more pages");
     let problems = followup_bot::blocks::check_limits(&current);
-    assert!(problems.is_empty(), "the last page fits Block Kit: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "the last page fits Block Kit: {problems:?}"
+    );
     assert!(seen[0].contains("Old call 0"), "newest first: {seen:?}");
     assert!(seen.iter().all(|o| o.chars().count() <= 75));
     let unique: std::collections::HashSet<_> = seen.iter().collect();

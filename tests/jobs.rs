@@ -20,6 +20,7 @@ enum Behaviour {
     Succeed,
     FailRetry,
     FailPermanent,
+    Panic,
     Sleep(Duration),
 }
 
@@ -48,6 +49,7 @@ impl JobHandler for Recorder {
             Behaviour::Succeed => Ok(()),
             Behaviour::FailRetry => Err(JobError::Retry(anyhow::anyhow!("Fathom answered 503"))),
             Behaviour::FailPermanent => Err(JobError::Permanent(anyhow::anyhow!("bad payload"))),
+            Behaviour::Panic => panic!("a bug in a job handler"),
             Behaviour::Sleep(d) => {
                 tokio::time::sleep(d).await;
                 Ok(())
@@ -97,6 +99,7 @@ both_backends!(
     a_job_cut_off_by_a_crash_runs_after_restart,
     shutdown_lets_a_short_job_finish,
     shutdown_releases_a_long_job_untouched,
+    a_panicking_job_fails_its_attempt_and_the_worker_goes_on,
 );
 
 async fn a_queued_job_runs_once(store: Store, db: &TestDb) {
@@ -239,4 +242,39 @@ async fn shutdown_releases_a_long_job_untouched(store: Store, db: &TestDb) {
         ("queued", 0),
         "released for the next start, the attempt not counted"
     );
+}
+
+async fn a_panicking_job_fails_its_attempt_and_the_worker_goes_on(store: Store, db: &TestDb) {
+    let slack = FakeSlack::start().await;
+    let recorder = Recorder::new(Behaviour::Panic);
+    let running = start(&slack, db, &recorder, &[("JOB_WORKERS", "1")]).await;
+    let first = running
+        .app
+        .enqueue("test.job", &json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = running
+        .app
+        .enqueue("test.job", &json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = store.job(first).await.unwrap().unwrap();
+        let b = store.job(second).await.unwrap().unwrap();
+        if a.last_error.is_some() && b.last_error.is_some() {
+            assert!(a.last_error.unwrap().contains("panicked"));
+            assert_eq!(a.status, "queued", "retried later");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the one worker stopped after a panic"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown();
+    running.stopped().await;
 }

@@ -191,7 +191,15 @@ async fn run_one(app: &Arc<App>, registry: &Registry, job: Job, shutdown: &Cance
         return;
     }
     let started = std::time::Instant::now();
-    let work = tokio::time::timeout(TIMEOUT, handler.run(app, &job));
+    // Its own task, so a panic in a handler fails this attempt instead of killing the worker.
+    let task = {
+        let (handler, app, job) = (handler.clone(), app.clone(), job.clone());
+        tokio::spawn(
+            async move { handler.run(&app, &job).await }.instrument(tracing::Span::current()),
+        )
+    };
+    let abort = task.abort_handle();
+    let work = tokio::time::timeout(TIMEOUT, task);
     tokio::pin!(work);
     let result = tokio::select! {
         result = &mut work => result,
@@ -199,6 +207,7 @@ async fn run_one(app: &Arc<App>, registry: &Registry, job: Job, shutdown: &Cance
             match tokio::time::timeout(app.config.job_shutdown_grace, &mut work).await {
                 Ok(result) => result,
                 Err(_) => {
+                    abort.abort();
                     warn!("still running at shutdown; released for the next start");
                     if let Err(e) = app.store.release_job(job.id).await {
                         error!(error = %e, "could not release the job; its lease will expire");
@@ -210,12 +219,17 @@ async fn run_one(app: &Arc<App>, registry: &Registry, job: Job, shutdown: &Cance
     };
     metrics::histogram!("job_seconds", "kind" => job.kind.clone())
         .record(started.elapsed().as_secs_f64());
-    let result = result.unwrap_or_else(|_| {
-        Err(JobError::Retry(anyhow::anyhow!(
-            "timed out after {} s",
-            TIMEOUT.as_secs()
-        )))
-    });
+    let result = match result {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(JobError::Retry(anyhow::anyhow!("the job panicked: {join}"))),
+        Err(_) => {
+            abort.abort();
+            Err(JobError::Retry(anyhow::anyhow!(
+                "timed out after {} s",
+                TIMEOUT.as_secs()
+            )))
+        }
+    };
     finish(app, &*handler, &job, result).await;
 }
 
