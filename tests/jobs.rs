@@ -264,8 +264,8 @@ async fn a_panicking_job_fails_its_attempt_and_the_worker_goes_on(store: Store, 
     loop {
         let a = store.job(first).await.unwrap().unwrap();
         let b = store.job(second).await.unwrap().unwrap();
-        if a.last_error.is_some() && b.last_error.is_some() {
-            assert!(a.last_error.unwrap().contains("panicked"));
+        if let (Some(error), Some(_)) = (&a.last_error, &b.last_error) {
+            assert!(error.contains("panicked"));
             assert_eq!(a.status, "queued", "retried later");
             break;
         }
