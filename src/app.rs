@@ -129,7 +129,7 @@ pub async fn start(config: Config, extensions: Extensions) -> anyhow::Result<Run
     let dispatcher = Arc::new(Dispatcher::new(app.clone(), router));
     let socket = SocketMode::new(
         slack,
-        dispatcher,
+        dispatcher.clone(),
         socket_status,
         app.config.slack_connections,
         app.config.slack_ping_interval,
@@ -153,6 +153,8 @@ pub async fn start(config: Config, extensions: Extensions) -> anyhow::Result<Run
         for task in tasks {
             let _ = task.await;
         }
+        // The sockets are closed: let envelopes already acked finish before the pool goes.
+        dispatcher.drain(Duration::from_secs(10)).await;
         store.close().await;
         info!("stopped");
     });

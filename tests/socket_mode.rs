@@ -438,3 +438,26 @@ async fn a_rate_limited_web_api_call_is_retried_after_retry_after() {
     running.shutdown();
     running.stopped().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_acked_envelopes_finish() {
+    let slack = FakeSlack::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut extensions = Extensions::default();
+    extensions
+        .routes
+        .push((Route::Command("/slow".into()), Arc::new(Slow(done.clone()))));
+    let running =
+        bot::start_with(bot::config(&bot::settings(&slack, &db)), extensions, &slack).await;
+    let (slow, _) = slash(&slack, "/slow", "");
+    let id = slack.send_envelope(slow).unwrap();
+    slack.wait_for_ack(&id, WAIT).await.unwrap();
+    running.shutdown();
+    running.stopped().await;
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "the acked envelope was handled before the process let go"
+    );
+}

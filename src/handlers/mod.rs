@@ -208,11 +208,28 @@ impl Default for Router {
 pub struct Dispatcher {
     app: Arc<App>,
     router: Router,
+    /// Envelopes being handled, so shutdown can let them finish before the pool closes.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Dispatcher {
+    /// Waits (up to `limit`) for the envelopes being handled; call once no more arrive.
+    pub async fn drain(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some envelopes were still being handled at shutdown");
+        }
+    }
+
     pub fn new(app: Arc<App>, router: Router) -> Self {
-        Self { app, router }
+        Self {
+            app,
+            router,
+            tasks: tokio_util::task::TaskTracker::new(),
+        }
     }
 
     async fn run(self: Arc<Self>, envelope: Envelope, acker: Acker) {
@@ -375,7 +392,8 @@ impl EnvelopeHandler for Dispatcher {
             route = route.as_ref().map_or_else(|| "unrouted".to_owned(), Route::label),
             retry = envelope.retry_attempt.unwrap_or(0),
         );
-        tokio::spawn(self.run(envelope, acker).instrument(span));
+        let tasks = self.tasks.clone();
+        tasks.spawn(self.run(envelope, acker).instrument(span));
     }
 }
 

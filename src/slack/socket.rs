@@ -115,6 +115,8 @@ pub struct SocketMode {
     status: SocketStatus,
     recent: Arc<Mutex<RecentKeys>>,
     next_conn_id: Arc<AtomicU64>,
+    /// Every connection's reader and writer, so shutdown can wait for the last acks.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 enum Signal {
@@ -149,6 +151,7 @@ impl SocketMode {
                 order: VecDeque::new(),
             })),
             next_conn_id: Arc::new(AtomicU64::new(1)),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -161,6 +164,14 @@ impl SocketMode {
             .collect();
         for slot in slots {
             let _ = slot.await;
+        }
+        // The connections are closing: let their writers send the acks still in flight.
+        this.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(6), this.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("some Socket Mode connections did not close in time");
         }
     }
 
@@ -274,11 +285,12 @@ impl SocketMode {
             in_flight: in_flight.clone(),
             started,
             last_seen: last_seen.clone(),
+            closing: close.clone(),
         };
         let span = info_span!("socket", conn = id);
         let status = self.status.clone();
         let reader_close = close.clone();
-        tokio::spawn(
+        self.tasks.spawn(
             async move {
                 // After we close, keep reading briefly for Slack's close reply, then give up.
                 let closed_long_ago = async {
@@ -303,7 +315,7 @@ impl SocketMode {
             started,
             last_seen,
         };
-        tokio::spawn(writer.run(sink).instrument(span));
+        self.tasks.spawn(writer.run(sink).instrument(span));
         Ok(Conn { id, signals, close })
     }
 }
@@ -323,6 +335,9 @@ struct Reader {
     in_flight: Arc<AtomicUsize>,
     started: Instant,
     last_seen: Arc<AtomicU64>,
+    /// Set once this connection is being closed: new envelopes are left unacked so Slack
+    /// delivers them on another connection.
+    closing: CancellationToken,
 }
 
 type WsStream = futures_util::stream::SplitStream<
@@ -376,6 +391,9 @@ impl Reader {
                       "envelope could not be read; acked so Slack does not retry it");
                 self.acker(envelope_id, kind_label(&kind), received)
                     .ack(None);
+            }
+            Incoming::Envelope(envelope) if self.closing.is_cancelled() => {
+                debug!(envelope_id = %envelope.id, "closing: left for Slack to deliver elsewhere");
             }
             Incoming::Envelope(envelope) => {
                 let kind = kind_label(&envelope.kind);
@@ -486,12 +504,15 @@ impl Writer {
     async fn drain(&mut self, sink: &mut WsSink) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
+            // Read the count first: an ack sent after this read is either already queued
+            // (and drained below) or keeps the count above zero for another round.
+            let pending = self.in_flight.load(Ordering::Acquire);
             while let Ok(message) = self.out.try_recv() {
                 if sink.send(message).await.is_err() {
                     return;
                 }
             }
-            if self.in_flight.load(Ordering::Acquire) == 0 {
+            if pending == 0 {
                 return;
             }
             match tokio::time::timeout_at(deadline, self.out.recv()).await {
