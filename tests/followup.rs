@@ -798,8 +798,59 @@ async fn a_new_recording_is_announced_once_even_across_a_restart() {
             .await
             .unwrap();
         assert!(text_of(&updates[0].body).contains("Follow-up ready: Wayne kickoff"));
+        // A second click does not draft twice.
+        let click = w.click(ADA, "recording_draft", "31", "again");
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let answer = w.slack.wait_for_response_post("again", WAIT).await.unwrap();
+        assert!(
+            text_of(&answer.body).contains("a moment ago"),
+            "{}",
+            answer.body
+        );
         w.stop().await;
     }
+}
+
+#[tokio::test]
+async fn an_announcement_slack_refused_is_sent_on_the_next_poll() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "1")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    w.fathom.wait_for_calls("meetings", 0, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    w.slack
+        .set_error_times("chat.postMessage", "internal_error", 1);
+    w.fathom
+        .add_meeting(ADA_KEY, meeting(60, "Tyrell sync", Utc::now(), 30));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let sent = w
+            .slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| c.status == 200 && text_of(&c.body).contains("Tyrell sync"))
+            .count();
+        if sent == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never announced after Slack's error"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        w.slack
+            .calls("chat.postMessage")
+            .iter()
+            .any(|c| c.status != 200 || c.response["ok"] == false),
+        "the first attempt was refused"
+    );
+    w.stop().await;
 }
 
 #[tokio::test]

@@ -104,9 +104,12 @@ impl Handler for ConnectSubmit {
                 },
             )
             .await?;
-        // New recordings are announced from now on, not the whole history.
-        let now = crate::store::now();
-        cx.app.store.set_fathom_poll(cx.user.id, now, now).await?;
+        // New recordings are announced from now on, not the whole history; a reconnect
+        // keeps the clock where it was so nothing made meanwhile is skipped.
+        cx.app
+            .store
+            .start_fathom_poll(cx.user.id, crate::store::now())
+            .await?;
         cx.app
             .store
             .audit(

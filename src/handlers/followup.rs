@@ -293,6 +293,18 @@ async fn start_followup(cx: &Ctx, recording: i64) -> anyhow::Result<()> {
                     .to_owned(),
             )
         })?;
+    if cx
+        .app
+        .store
+        .recent_drafting(cx.user.id, recording, chrono::Duration::minutes(2))
+        .await?
+    {
+        return Err(UserError(format!(
+            "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
+            meeting.display_title()
+        ))
+        .into());
+    }
     let id = cx
         .app
         .store
@@ -414,12 +426,39 @@ impl Handler for ViewFollowup {
     }
 }
 
-/// Saving the edit modal.
+/// Saving the edit modal. The save happens before the ack, so the modal only closes once the
+/// text is safe; if it cannot be saved, the modal stays open with the text and says so.
 pub struct EditSubmit;
+
+async fn save_from_submission(
+    app: &App,
+    event: &SlackEvent,
+    payload: &Value,
+) -> anyhow::Result<bool> {
+    let (Some(team), Some(slack_user)) = (event.team_id(), event.user_id()) else {
+        return Ok(false);
+    };
+    let Some(id) = payload["view"]["private_metadata"].as_str() else {
+        return Ok(false);
+    };
+    let tenant = app.store.ensure_tenant(&team).await?;
+    let user = app.store.ensure_user(tenant.id, &slack_user).await?;
+    let Some(followup) = app
+        .store
+        .followup(tenant.id, user.id, &FollowupId(id.to_owned()))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let draft = edited_draft(payload, followup.current());
+    app.store
+        .save_edits(tenant.id, user.id, &followup.id, &draft)
+        .await
+}
 
 #[async_trait]
 impl Handler for EditSubmit {
-    async fn ack(&self, _app: &App, _event: &SlackEvent, payload: &Value) -> Ack {
+    async fn ack(&self, app: &App, event: &SlackEvent, payload: &Value) -> Ack {
         let draft = edited_draft(payload, None);
         let mut errors = Vec::new();
         if draft.subject.is_empty() {
@@ -428,16 +467,25 @@ impl Handler for EditSubmit {
         if draft.body.trim().is_empty() {
             errors.push(("body", "The email needs some text."));
         }
-        if errors.is_empty() {
-            Ack::Continue(None)
-        } else {
-            field_errors(&errors)
+        if !errors.is_empty() {
+            return field_errors(&errors);
+        }
+        match save_from_submission(app, event, payload).await {
+            Ok(true) => Ack::Stop(None),
+            Ok(false) => field_errors(&[("subject", NOT_YOURS)]),
+            Err(e) => {
+                tracing::error!(error = ?e, "could not save the edits");
+                field_errors(&[(
+                    "body",
+                    "Sorry, your edits could not be saved just now. Your text is still here: \
+                     please press Save again in a moment.",
+                )])
+            }
         }
     }
 
-    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> anyhow::Result<()> {
-        let followup = owned(cx).await?;
-        save_view_edits(cx, &followup).await
+    async fn handle(&self, _cx: &Ctx, _event: SlackEvent) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 
@@ -511,13 +559,9 @@ pub struct RetryFollowup;
 impl Handler for RetryFollowup {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> anyhow::Result<()> {
         let followup = owned(cx).await?;
-        if followup.status == "drafting" {
-            return Ok(());
+        if !cx.app.store.restart_followup(&followup.id).await? {
+            return Ok(()); // a second click, or it is not failed
         }
-        cx.app
-            .store
-            .set_followup_status(&followup.id, "drafting", None)
-            .await?;
         if let (Some(channel), Some(ts)) = (&followup.dm_channel, &followup.dm_ts) {
             let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
                 .render_as(&Vars::new().set("title", followup.meeting_title.clone()))?;

@@ -212,7 +212,26 @@ pub struct Dispatcher {
     tasks: tokio_util::task::TaskTracker,
 }
 
+const SORRY: &str = "Sorry, something went wrong on our side and nothing was changed. Please \
+                     try again in a minute.";
+
 impl Dispatcher {
+    /// Replaces the modal a handler opened (e.g. a loading spinner) with a message.
+    async fn show_in_modal(&self, view_id: &str, text: &str) {
+        let shown = match message_modal("notice", "Sorry", text) {
+            Ok(view) => self
+                .app
+                .slack
+                .views_update(view_id, None, view)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = shown {
+            warn!(error = %e, "could not show the failure in the modal");
+        }
+    }
+
     /// Waits (up to `limit`) for the envelopes being handled; call once no more arrive.
     pub async fn drain(&self, limit: Duration) {
         self.tasks.close();
@@ -304,6 +323,9 @@ impl Dispatcher {
             Ok(found) => found,
             Err(e) => {
                 error!(error = ?e, "could not load the tenant and user");
+                if let Some(view_id) = &view_id {
+                    self.show_in_modal(view_id, SORRY).await;
+                }
                 return Err(());
             }
         };
@@ -335,8 +357,14 @@ impl Dispatcher {
                         )
                     }
                 };
-                if let Err(e) = cx.tell(&message).await {
-                    warn!(error = %e, "could not tell the person about the failure");
+                // A modal the person is looking at shows the message; otherwise, privately.
+                match &cx.view_id {
+                    Some(view_id) => self.show_in_modal(view_id, &message).await,
+                    None => {
+                        if let Err(e) = cx.tell(&message).await {
+                            warn!(error = %e, "could not tell the person about the failure");
+                        }
+                    }
                 }
                 Err(())
             }

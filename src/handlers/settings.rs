@@ -142,6 +142,11 @@ impl Handler for SettingsSubmit {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> anyhow::Result<()> {
         if let Ok(settings) = read(&cx.payload) {
             cx.app.store.update_settings(cx.user.id, &settings).await?;
+            if settings.meeting_dms && !cx.user.meeting_dms {
+                // Back on: announce from now, not everything recorded while it was off.
+                let now = crate::store::now();
+                cx.app.store.set_fathom_poll(cx.user.id, now, now).await?;
+            }
             cx.app
                 .people
                 .forget(&cx.tenant.slack_team_id, &cx.user.slack_user_id);

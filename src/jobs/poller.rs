@@ -20,7 +20,7 @@ use crate::store::followups::PollTarget;
 
 const LEASE: &str = "fathom-poller";
 /// Pages read per person per poll (newest first), so one busy account cannot starve others.
-const MAX_PAGES: usize = 5;
+const MAX_PAGES: usize = 10;
 
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let interval = app.config.fathom_poll_interval;
@@ -117,6 +117,9 @@ async fn poll(app: &App, target: &PollTarget) -> anyhow::Result<()> {
             }
         }
     }
+    if cursor.is_some() {
+        warn!(user = %target.user_id, "more new recordings than one poll reads; the rest next time");
+    }
     meetings.sort_by_key(|m| m.created_at.or(m.started_at()));
     app.store
         .remember_meetings(target.user_id, &meetings)
@@ -144,15 +147,30 @@ async fn poll(app: &App, target: &PollTarget) -> anyhow::Result<()> {
                 .set("when", when)
                 .set("recording", meeting.recording_id.to_string()),
         )?;
-        let dm = app.slack.open_dm(&target.slack_user_id).await?;
-        app.slack.chat_post(&dm, message).await?;
+        let posted = async {
+            let dm = app.slack.open_dm(&target.slack_user_id).await?;
+            app.slack.chat_post(&dm, message).await
+        }
+        .await;
+        if let Err(e) = posted {
+            // Not announced: forget it was seen and keep the clock, so the next poll retries.
+            app.store
+                .forget_recording_seen(target.user_id, meeting.recording_id)
+                .await?;
+            app.store
+                .set_fathom_poll(target.user_id, since, now + interval)
+                .await?;
+            return Err(anyhow::anyhow!(e).context("announcing a recording"));
+        }
         info!(
             recording = meeting.recording_id,
             "announced a new recording"
         );
     }
+    // Only move the clock when every page of new recordings was read.
+    let since = if cursor.is_none() { newest } else { since };
     app.store
-        .set_fathom_poll(target.user_id, newest, Utc::now() + interval)
+        .set_fathom_poll(target.user_id, since, Utc::now() + interval)
         .await?;
     Ok(())
 }

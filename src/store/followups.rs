@@ -369,6 +369,79 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Undoes `mark_recording_seen` when the announcement could not be sent.
+    pub async fn forget_recording_seen(
+        &self,
+        user: UserId,
+        recording_id: i64,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "DELETE FROM seen_meetings WHERE user_id = $1 AND recording_id = $2",
+        )
+        .bind(user)
+        .bind(recording_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Puts a failed follow-up back to drafting; false when it was not failed (a second
+    /// click on Retry, or already drafting).
+    pub async fn restart_followup(&self, id: &FollowupId) -> anyhow::Result<bool> {
+        let now = now();
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET status = 'drafting', last_error = NULL, updated_at = $2
+             WHERE id = $1 AND status = 'failed'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Did this person start a follow-up of this recording in the last `within`? (A double
+    /// click must not draft twice.)
+    pub async fn recent_drafting(
+        &self,
+        user: UserId,
+        recording_id: i64,
+        within: chrono::Duration,
+    ) -> anyhow::Result<bool> {
+        let since = now() - within;
+        let row: Option<(FollowupId,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id FROM followups
+             WHERE user_id = $1 AND recording_id = $2 AND created_at > $3
+             LIMIT 1",
+        )
+        .bind(user)
+        .bind(recording_id)
+        .bind(since)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.is_some())
+    }
+
+    /// Starts the poll clock for a person if it is not running (a reconnect keeps it).
+    pub async fn start_fathom_poll(
+        &self,
+        user: UserId,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO fathom_polls (user_id, since, next_poll) VALUES ($1, $2, $2)
+             ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user)
+        .bind(truncate(since))
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     pub async fn update_settings(&self, user: UserId, s: &Settings) -> anyhow::Result<()> {
         let now = now();
         on_pool!(self, pool => sqlx::query(
