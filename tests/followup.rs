@@ -992,3 +992,37 @@ async fn the_poller_backs_off_when_fathom_rate_limits() {
         .expect("polls again after the back-off");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn when_slack_refuses_drafting_the_draft_still_arrives() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 70, "Oscorp check-in");
+    let picker = w.open_picker(ADA).await;
+    w.slack
+        .set_error_times("chat.postMessage", "internal_error", 1);
+    let id = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &picker,
+        payloads::state(&[(
+            "meeting",
+            "recording",
+            payloads::static_select_input("70", "m"),
+        )]),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let delivered = w.slack.calls("chat.postMessage").iter().any(|c| {
+            c.response["ok"] == true
+                && text_of(&c.body).contains("Follow-up ready: Oscorp check-in")
+        });
+        if delivered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the draft never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await;
+}

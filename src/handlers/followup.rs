@@ -305,23 +305,37 @@ async fn start_followup(cx: &Ctx, recording: i64) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let id = cx
-        .app
-        .store
-        .create_followup(cx.tenant.id, cx.user.id, &meeting)
-        .await?;
-    let dm = cx.app.slack.open_dm(&cx.user.slack_user_id).await?;
+    // "Drafting…" first, then the row and its job together (one transaction, carrying the
+    // message to update): a follow-up never waits on a job that does not exist, and the job
+    // never races the handler for the message. If Slack refuses the post, the job posts its
+    // own message when the draft is ready.
     let drafting: SlackMessageContent =
         blocks::FOLLOWUP_DRAFTING.render_as(&Vars::new().set("title", meeting.display_title()))?;
-    let ts = cx.app.slack.chat_post(&dm, drafting).await?;
-    cx.app.store.set_followup_message(&id, &dm, &ts).await?;
+    let message = async {
+        let dm = cx.app.slack.open_dm(&cx.user.slack_user_id).await?;
+        let ts = cx.app.slack.chat_post(&dm, drafting).await?;
+        anyhow::Ok((dm, ts))
+    }
+    .await;
+    let message = match message {
+        Ok(message) => Some(message),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not post Drafting…; the job will post the result");
+            None
+        }
+    };
     cx.app
-        .enqueue(
+        .store
+        .create_followup(
+            cx.tenant.id,
+            cx.user.id,
+            &meeting,
+            message.as_ref().map(|(dm, ts)| (dm.as_str(), ts.as_str())),
             GENERATE_JOB,
-            &json!({ "followup": id }),
-            Some(&format!("generate:{id}")),
+            cx.app.config.job_max_attempts,
         )
         .await?;
+    cx.app.queue.notify();
     Ok(())
 }
 

@@ -145,34 +145,58 @@ pub struct PollTarget {
 }
 
 impl Store {
+    /// Creates a follow-up (status drafting) and queues the job that drafts it, in one
+    /// transaction: there is never a follow-up waiting on a job that does not exist.
     pub async fn create_followup(
         &self,
         tenant: TenantId,
         user: UserId,
         meeting: &Meeting,
+        message: Option<(&str, &str)>,
+        job_kind: &str,
+        max_attempts: i32,
     ) -> anyhow::Result<FollowupId> {
         let id = FollowupId::new();
         let now = now();
         let attendees = serde_json::to_string(&meeting.external_attendees())?;
-        on_pool!(self, pool => sqlx::query(
-            "INSERT INTO followups (id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
-                                    meeting_started_at, attendees, language, status,
-                                    created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'drafting', $10, $10)",
-        )
-        .bind(&id)
-        .bind(tenant)
-        .bind(user)
-        .bind(meeting.recording_id)
-        .bind(meeting.display_title())
-        .bind(meeting.share_url.clone().or_else(|| meeting.url.clone()))
-        .bind(meeting.started_at().map(truncate))
-        .bind(attendees)
-        .bind(meeting.transcript_language.clone())
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let payload = serde_json::json!({ "followup": id }).to_string();
+        let dedupe = format!("generate:{id}");
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO followups (id, tenant_id, user_id, recording_id, meeting_title,
+                                        meeting_url, meeting_started_at, attendees, language,
+                                        dm_channel, dm_ts, status, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, 'drafting', $10, $10)",
+            )
+            .bind(&id)
+            .bind(tenant)
+            .bind(user)
+            .bind(meeting.recording_id)
+            .bind(meeting.display_title())
+            .bind(meeting.share_url.clone().or_else(|| meeting.url.clone()))
+            .bind(meeting.started_at().map(truncate))
+            .bind(attendees)
+            .bind(meeting.transcript_language.clone())
+            .bind(now)
+            .bind(message.map(|(channel, _)| channel))
+            .bind(message.map(|(_, ts)| ts))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at,
+                                   dedupe_key, created_at, updated_at)
+                 VALUES ($1, $2, 'queued', 0, $3, $4, $5, $4, $4)",
+            )
+            .bind(job_kind)
+            .bind(&payload)
+            .bind(i64::from(max_attempts))
+            .bind(now)
+            .bind(&dedupe)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(id)
     }
 
