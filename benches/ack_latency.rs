@@ -35,9 +35,13 @@ async fn run() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_followup-bot"))
-        .current_dir(dir.path())
-        .env_clear()
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_followup-bot"));
+    command.current_dir(dir.path()).env_clear();
+    // Allocator experiments pass through, e.g. MALLOC_ARENA_MAX=2.
+    if let Ok(arenas) = std::env::var("MALLOC_ARENA_MAX") {
+        command.env("MALLOC_ARENA_MAX", arenas);
+    }
+    let mut child = command
         .env("SLACK_APP_TOKEN", "xapp-1-A1-1-bench")
         .env("SLACK_BOT_TOKEN", "xoxb-1-2-bench")
         .env("SLACK_API_URL", slack.api_url())
