@@ -1026,3 +1026,37 @@ async fn when_slack_refuses_drafting_the_draft_still_arrives() {
     }
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_double_click_drafts_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut w = World::new(backend, false, &[]).await;
+        w.connect(ADA, ADA_KEY).await;
+        add_today(&w.fathom, ADA_KEY, 80, "Initrode demo");
+        w.open_picker(ADA).await; // Fathom listed it for Ada
+        let a = w.click(ADA, "recording_draft", "80", "first");
+        let b = w.click(ADA, "recording_draft", "80", "second");
+        w.slack.wait_for_ack(&a, WAIT).await.unwrap();
+        w.slack.wait_for_ack(&b, WAIT).await.unwrap();
+        w.slack
+            .wait_for_calls("chat.update", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let drafted = w
+            .slack
+            .calls("chat.update")
+            .iter()
+            .filter(|c| text_of(&c.body).contains("Follow-up ready: Initrode demo"))
+            .count();
+        assert_eq!(drafted, 1, "one draft for two clicks");
+        let told = w
+            .slack
+            .response_posts()
+            .iter()
+            .filter(|p| text_of(&p.body).contains("a moment ago"))
+            .count();
+        assert_eq!(told, 1, "the second click is answered");
+        w.stop().await;
+    }
+}

@@ -293,12 +293,11 @@ async fn start_followup(cx: &Ctx, recording: i64) -> anyhow::Result<()> {
                     .to_owned(),
             )
         })?;
-    if cx
-        .app
-        .store
-        .recent_drafting(cx.user.id, recording, chrono::Duration::minutes(2))
-        .await?
-    {
+    // A double click (even one reaching another replica) must not draft twice: the first to
+    // record this key within the same two-minute window drafts.
+    let window = Utc::now().timestamp().div_euclid(120);
+    let key = format!("draft:{}:{recording}:{window}", cx.user.id);
+    if !cx.app.store.first_delivery(&key).await? {
         return Err(UserError(format!(
             "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
             meeting.display_title()

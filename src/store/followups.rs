@@ -426,28 +426,6 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Did this person start a follow-up of this recording in the last `within`? (A double
-    /// click must not draft twice.)
-    pub async fn recent_drafting(
-        &self,
-        user: UserId,
-        recording_id: i64,
-        within: chrono::Duration,
-    ) -> anyhow::Result<bool> {
-        let since = now() - within;
-        let row: Option<(FollowupId,)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT id FROM followups
-             WHERE user_id = $1 AND recording_id = $2 AND created_at > $3
-             LIMIT 1",
-        )
-        .bind(user)
-        .bind(recording_id)
-        .bind(since)
-        .fetch_optional(pool)
-        .await)?;
-        Ok(row.is_some())
-    }
-
     /// Starts the poll clock for a person if it is not running (a reconnect keeps it).
     pub async fn start_fathom_poll(
         &self,
