@@ -185,6 +185,23 @@ impl World {
         calls[updates].body.clone()
     }
 
+    /// Waits until Slack accepted a `method` call whose body mentions `needle`.
+    async fn wait_for_sent(&self, method: &str, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .slack
+            .calls(method)
+            .iter()
+            .any(|c| c.response["ok"] == true && text_of(&c.body).contains(needle))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no {method} with {needle:?} was sent"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn click(&self, user: &str, action: &str, value: &str, url_id: &str) -> String {
         let mut envelope = payloads::block_actions(TEAM, user, action, value, None);
         envelope["payload"]["response_url"] = json!(self.slack.response_url(url_id));
@@ -772,11 +789,8 @@ async fn a_new_recording_is_announced_once_even_across_a_restart() {
                 .map(|c| text_of(&c.body))
                 .collect::<Vec<_>>()
         };
-        let deadline = Instant::now() + WAIT;
-        while announced(&w).is_empty() {
-            assert!(Instant::now() < deadline, "never announced");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        w.wait_for_sent("chat.postMessage", "Recording ready", WAIT)
+            .await;
         w.stop().await;
         w.start().await;
         tokio::time::sleep(Duration::from_millis(3000)).await;
@@ -826,23 +840,15 @@ async fn an_announcement_slack_refused_is_sent_on_the_next_poll() {
         .set_error_times("chat.postMessage", "internal_error", 1);
     w.fathom
         .add_meeting(ADA_KEY, meeting(60, "Tyrell sync", Utc::now(), 30));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let sent = w
-            .slack
-            .calls("chat.postMessage")
-            .iter()
-            .filter(|c| c.status == 200 && text_of(&c.body).contains("Tyrell sync"))
-            .count();
-        if sent == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never announced after Slack's error"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.wait_for_sent("chat.postMessage", "Tyrell sync", WAIT)
+        .await;
+    let sent = w
+        .slack
+        .calls("chat.postMessage")
+        .iter()
+        .filter(|c| c.response["ok"] == true && text_of(&c.body).contains("Tyrell sync"))
+        .count();
+    assert_eq!(sent, 1, "announced once after Slack's error");
     assert!(
         w.slack
             .calls("chat.postMessage")
@@ -951,19 +957,12 @@ async fn a_failed_draft_says_why_and_retry_recovers() {
     let id = followup_id(&failed);
     let click = w.click(ADA, "followup_retry", &id, "retry");
     w.slack.wait_for_ack(&click, WAIT).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = w
-            .slack
-            .calls("chat.update")
-            .iter()
-            .any(|c| text_of(&c.body).contains("Follow-up ready: Soylent review"));
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "Retry never produced a draft");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.wait_for_sent(
+        "chat.update",
+        "Follow-up ready: Soylent review",
+        Duration::from_secs(30),
+    )
+    .await;
     w.stop().await;
 }
 
@@ -1012,18 +1011,12 @@ async fn when_slack_refuses_drafting_the_draft_still_arrives() {
         )]),
     ));
     w.slack.wait_for_ack(&id, WAIT).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let delivered = w.slack.calls("chat.postMessage").iter().any(|c| {
-            c.response["ok"] == true
-                && text_of(&c.body).contains("Follow-up ready: Oscorp check-in")
-        });
-        if delivered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the draft never arrived");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    w.wait_for_sent(
+        "chat.postMessage",
+        "Follow-up ready: Oscorp check-in",
+        Duration::from_secs(30),
+    )
+    .await;
     w.stop().await;
 }
 

@@ -281,7 +281,7 @@ impl Dispatcher {
             Ok(false) => "duplicate",
             Err(()) => "failed",
         };
-        metrics::counter!("slack_envelopes_total", "type" => envelope_type(&envelope.kind), "outcome" => outcome)
+        metrics::counter!("slack_envelopes_total", "type" => crate::slack::envelope::kind_label(&envelope.kind), "outcome" => outcome)
             .increment(1);
         tracing::debug!(route = %label, outcome, "envelope done");
     }
@@ -369,15 +369,6 @@ impl Dispatcher {
                 Err(())
             }
         }
-    }
-}
-
-fn envelope_type(kind: &str) -> &'static str {
-    match kind {
-        "slash_commands" => "slash_commands",
-        "interactive" => "interactive",
-        "events_api" => "events_api",
-        _ => "other",
     }
 }
 

@@ -165,6 +165,16 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
     }
 }
 
+/// The envelope type as a metrics label (a fixed set, whatever Slack sends).
+pub fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "slash_commands" => "slash_commands",
+        "interactive" => "interactive",
+        "events_api" => "events_api",
+        _ => "other",
+    }
+}
+
 /// A frame cut short for a log line: never a whole payload with people's text in it.
 pub fn excerpt(text: &str) -> String {
     const MAX: usize = 80;

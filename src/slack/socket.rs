@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::api::SlackApi;
-use super::envelope::{self, Envelope, Incoming};
+use super::envelope::{self, Envelope, Incoming, kind_label};
 
 /// Receives every envelope once it is parsed; must not block (spawn the work).
 pub trait EnvelopeHandler: Send + Sync + 'static {
@@ -41,10 +41,6 @@ pub struct Acker {
 impl Acker {
     pub fn ack(mut self, payload: Option<serde_json::Value>) {
         self.send(payload);
-    }
-
-    pub fn envelope_id(&self) -> &str {
-        &self.envelope_id
     }
 
     fn send(&mut self, payload: Option<serde_json::Value>) {
@@ -427,15 +423,6 @@ impl Reader {
             in_flight: self.in_flight.clone(),
             sent: false,
         }
-    }
-}
-
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "slash_commands" => "slash_commands",
-        "interactive" => "interactive",
-        "events_api" => "events_api",
-        _ => "other",
     }
 }
 

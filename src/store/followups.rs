@@ -235,16 +235,6 @@ impl Store {
         Ok(row.map(Followup::from))
     }
 
-    pub async fn followup_attendees(&self, id: &FollowupId) -> anyhow::Result<String> {
-        let row: (String,) = on_pool!(self, pool => sqlx::query_as(
-            "SELECT attendees FROM followups WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(pool)
-        .await)?;
-        Ok(row.0)
-    }
-
     pub async fn set_followup_message(
         &self,
         id: &FollowupId,

@@ -68,15 +68,6 @@ impl Store {
         Ok(tenant)
     }
 
-    pub async fn tenant(&self, id: TenantId) -> anyhow::Result<Option<Tenant>> {
-        Ok(on_pool!(self, pool => sqlx::query_as::<_, Tenant>(
-            "SELECT id, slack_team_id, name, crm_provider, time_zone FROM tenants WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?)
-    }
-
     /// The user row for a Slack user of a tenant, created on first contact.
     pub async fn ensure_user(&self, tenant: TenantId, slack_user_id: &str) -> anyhow::Result<User> {
         let found = on_pool!(self, pool => sqlx::query_as::<_, User>(
