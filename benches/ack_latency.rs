@@ -4,9 +4,9 @@
 //! prints ack latency p50/p99/max (from the fake writing the envelope to it reading the ack)
 //! and the bot's resident memory afterwards. Figures, not assertions.
 
-#[path = "../tests/support/fake_slack.rs"]
+#[path = "../tests/it/support/fake_slack.rs"]
 mod fake_slack;
-#[path = "../tests/support/payloads.rs"]
+#[path = "../tests/it/support/payloads.rs"]
 mod payloads;
 
 use std::process::Stdio;

@@ -198,6 +198,20 @@ pub fn fit(text: &str, max: usize) -> (String, bool) {
     (out, true)
 }
 
+/// A one-message modal (loading, errors, "connect first").
+pub fn message_modal(
+    callback_id: &str,
+    title: &str,
+    text: &str,
+) -> Result<slack_morphism::prelude::SlackView, RenderError> {
+    MODAL_MESSAGE.render_as(
+        &Vars::new()
+            .set("callback_id", callback_id)
+            .set("title", title)
+            .set("text", text),
+    )
+}
+
 /// Values for a template.
 #[derive(Default, Debug, Clone)]
 pub struct Vars(Map<String, Value>);

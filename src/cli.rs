@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime().block_on(async {
-                match crate::store::Store::open(&config.database_url).await {
+                match config.database.open().await {
                     Ok(store) => {
                         println!("database is up to date ({})", store.backend());
                         ExitCode::SUCCESS
@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime().block_on(async {
-                let running = match crate::app::start(config, crate::features::extensions()).await {
+                let running = match crate::startup::start(config, crate::features::all()).await {
                     Ok(running) => running,
                     Err(e) => {
                         tracing::error!(error = ?e, "could not start");
@@ -75,7 +75,7 @@ pub fn main() -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 };
-                crate::app::shutdown_signal().await;
+                crate::startup::shutdown_signal().await;
                 running.shutdown();
                 running.stopped().await;
                 ExitCode::SUCCESS
@@ -87,7 +87,7 @@ pub fn main() -> ExitCode {
 fn load() -> Result<Config, ExitCode> {
     match Config::load(&Source::from_env_and_dotenv()) {
         Ok(config) => {
-            crate::telemetry::init_logs(config.log_format, &config.rust_log);
+            config.log.init();
             Ok(config)
         }
         Err(problems) => {

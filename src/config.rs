@@ -9,8 +9,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+use crate::clients::fathom::Fathom;
+use crate::clients::llm::{Anthropic, Llm};
+use crate::crypto::Cipher;
+use crate::slack::api::MorphismSlack;
+use crate::store::Store;
+pub use crate::telemetry::LogFormat;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/bot.db?mode=rwc";
 
@@ -55,65 +64,108 @@ impl Source {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
-
-/// The base URLs of every external service; tests point them at local fakes.
-#[derive(Clone, Debug)]
-pub struct Endpoints {
-    pub slack_api: String,
-    pub fathom_api: String,
-    pub anthropic_api: String,
-    pub google_auth: String,
-    pub google_token: String,
-    pub google_revoke: String,
-    pub google_userinfo: String,
-    pub gmail_api: String,
-    pub google_calendar_api: String,
-    pub crono_api: String,
-    pub hubspot_api: String,
-    pub hubspot_auth: String,
-    pub hubspot_token: String,
-    pub zoho_accounts: String,
-}
-
 #[derive(Clone, Debug)]
 pub struct OAuthClient {
     pub client_id: String,
     pub client_secret: SecretString,
 }
 
+/// Everything the bot is configured with, one section per part it configures.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub slack_app_token: SecretString,
-    pub slack_bot_token: SecretString,
+    pub slack: SlackConfig,
+    pub database: DatabaseConfig,
+    pub encryption: EncryptionConfig,
+    pub http: HttpConfig,
+    pub anthropic: AnthropicConfig,
+    pub fathom: FathomConfig,
+    pub google: GoogleConfig,
+    pub crm: CrmConfig,
+    pub jobs: JobsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct SlackConfig {
+    pub app_token: SecretString,
+    pub bot_token: SecretString,
     /// How many Socket Mode connections to hold open at once (Slack allows up to 10).
-    pub slack_connections: usize,
+    pub connections: usize,
     /// How often each connection pings Slack; a link silent for two intervals is replaced.
-    pub slack_ping_interval: Duration,
-    pub database_url: String,
-    /// `None` with SQLite: a key file beside the database is used (created on first start).
-    pub encryption_key: Option<SecretString>,
+    pub ping_interval: Duration,
+    pub api_url: String,
+}
+
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct EncryptionConfig {
+    /// `None` with SQLite: `key_file` is used (created on first start).
+    pub key: Option<SecretString>,
     /// Older keys still accepted for decryption while secrets are re-encrypted.
-    pub encryption_keys_previous: Vec<SecretString>,
-    pub http_addr: SocketAddr,
+    pub previous: Vec<SecretString>,
+    /// Beside the SQLite database, for when `key` is not set.
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    pub addr: SocketAddr,
     pub public_base_url: Option<Url>,
-    pub anthropic_api_key: Option<SecretString>,
-    pub anthropic_model: String,
-    pub google: Option<OAuthClient>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AnthropicConfig {
+    /// `None`: drafts come from the template.
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    pub api_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct FathomConfig {
+    pub api_url: String,
+    /// How often each connected person's Fathom is checked for new recordings.
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct GoogleConfig {
+    pub client: Option<OAuthClient>,
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    pub userinfo_url: String,
+    pub gmail_api_url: String,
+    pub calendar_api_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CrmConfig {
+    pub crono_api_url: String,
     pub hubspot: Option<OAuthClient>,
+    pub hubspot_api_url: String,
+    pub hubspot_auth_url: String,
+    pub hubspot_token_url: String,
     pub zoho: Option<OAuthClient>,
-    pub fathom_poll_interval: Duration,
-    pub job_workers: usize,
-    pub job_max_attempts: i32,
+    pub zoho_accounts_url: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    pub workers: usize,
+    pub max_attempts: i32,
     /// On shutdown, how long a running job may take to finish before it is released.
-    pub job_shutdown_grace: Duration,
-    pub log_format: LogFormat,
-    pub rust_log: String,
-    pub endpoints: Endpoints,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub filter: String,
 }
 
 /// Every problem found in the configuration, each with the fix.
@@ -231,32 +283,175 @@ impl Config {
             source,
             problems: Vec::new(),
         };
-        let slack_app_token = r.token(
-            "SLACK_APP_TOKEN",
-            "xapp-",
-            "create an app-level token with the connections:write scope \
-             (Slack app settings → Basic Information → App-Level Tokens)",
-        );
-        let slack_bot_token = r.token(
-            "SLACK_BOT_TOKEN",
-            "xoxb-",
-            "install the app to your workspace and copy the Bot User OAuth Token \
-             (Slack app settings → OAuth & Permissions)",
-        );
-        let slack_connections = r.number("SLACK_SOCKET_CONNECTIONS", 2usize, 1, 10);
-        let ping_secs = r.number("SLACK_PING_INTERVAL_SECS", 5u64, 1, 300);
+        let database = DatabaseConfig::read(&mut r);
+        let config = Config {
+            slack: SlackConfig::read(&mut r),
+            encryption: EncryptionConfig::read(&mut r, &database),
+            http: HttpConfig::read(&mut r),
+            anthropic: AnthropicConfig {
+                api_key: r.secret("ANTHROPIC_API_KEY"),
+                model: r.string("ANTHROPIC_MODEL", "claude-sonnet-4-5"),
+                api_url: r.base_url("ANTHROPIC_API_URL", "https://api.anthropic.com"),
+            },
+            fathom: FathomConfig {
+                api_url: r.base_url("FATHOM_API_URL", "https://api.fathom.ai/external/v1"),
+                poll_interval: Duration::from_secs(r.number(
+                    "FATHOM_POLL_INTERVAL_SECS",
+                    300u64,
+                    1,
+                    86_400,
+                )),
+            },
+            google: GoogleConfig::read(&mut r),
+            crm: CrmConfig::read(&mut r),
+            jobs: JobsConfig {
+                workers: r.number("JOB_WORKERS", 4usize, 1, 64),
+                max_attempts: r.number("JOB_MAX_ATTEMPTS", 5i32, 1, 100),
+                shutdown_grace: Duration::from_secs(r.number(
+                    "JOB_SHUTDOWN_GRACE_SECS",
+                    10u64,
+                    0,
+                    600,
+                )),
+            },
+            log: LogConfig::read(&mut r),
+            database,
+        };
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(r.problems))
+        }
+    }
 
-        let database_url = r.string("DATABASE_URL", DEFAULT_DATABASE_URL);
-        let is_postgres =
-            database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
-        if !is_postgres && !database_url.starts_with("sqlite:") {
+    /// Every secret value configured, for the log-leak test and log redaction checks.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out = vec![
+            self.slack.app_token.expose_secret().to_owned(),
+            self.slack.bot_token.expose_secret().to_owned(),
+        ];
+        out.extend(
+            self.encryption
+                .key
+                .iter()
+                .chain(self.encryption.previous.iter())
+                .chain(self.anthropic.api_key.iter())
+                .map(|s| s.expose_secret().to_owned()),
+        );
+        for client in [&self.google.client, &self.crm.hubspot, &self.crm.zoho]
+            .into_iter()
+            .flatten()
+        {
+            out.push(client.client_secret.expose_secret().to_owned());
+        }
+        out.extend(self.database.password());
+        out.retain(|s| !s.is_empty());
+        out
+    }
+}
+
+impl SlackConfig {
+    fn read(r: &mut Reader) -> Self {
+        Self {
+            app_token: r.token(
+                "SLACK_APP_TOKEN",
+                "xapp-",
+                "create an app-level token with the connections:write scope \
+                 (Slack app settings → Basic Information → App-Level Tokens)",
+            ),
+            bot_token: r.token(
+                "SLACK_BOT_TOKEN",
+                "xoxb-",
+                "install the app to your workspace and copy the Bot User OAuth Token \
+                 (Slack app settings → OAuth & Permissions)",
+            ),
+            connections: r.number("SLACK_SOCKET_CONNECTIONS", 2usize, 1, 10),
+            ping_interval: Duration::from_secs(r.number("SLACK_PING_INTERVAL_SECS", 5u64, 1, 300)),
+            api_url: r.base_url("SLACK_API_URL", "https://slack.com/api"),
+        }
+    }
+
+    /// The Web API client with both tokens.
+    pub fn client(&self) -> std::io::Result<MorphismSlack> {
+        MorphismSlack::new(&self.api_url, &self.bot_token, &self.app_token)
+    }
+}
+
+impl DatabaseConfig {
+    fn read(r: &mut Reader) -> Self {
+        let url = r.string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if !crate::store::is_postgres_url(&url) && !url.starts_with("sqlite:") {
             r.problems.push(format!(
                 "DATABASE_URL must start with sqlite: or postgres://, e.g. {DEFAULT_DATABASE_URL}"
             ));
         }
+        Self { url }
+    }
 
-        let encryption_key = r.secret("ENCRYPTION_KEY");
-        match &encryption_key {
+    pub fn is_postgres(&self) -> bool {
+        crate::store::is_postgres_url(&self.url)
+    }
+
+    /// Opens the database and applies its migrations.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        Store::open(&self.url).await
+    }
+
+    /// The folder holding the SQLite file (and the generated key file), if SQLite is used.
+    pub fn sqlite_dir(&self) -> Option<PathBuf> {
+        if self.is_postgres() {
+            return None;
+        }
+        let path = self
+            .url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return None;
+        }
+        Some(
+            PathBuf::from(path)
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The password inside a PostgreSQL URL, if any.
+    fn password(&self) -> Option<String> {
+        Url::parse(&self.url).ok()?.password().map(|p| {
+            url::form_urlencoded::parse(p.as_bytes())
+                .map(|(k, _)| k)
+                .collect()
+        })
+    }
+
+    /// The URL with its password replaced, for logs and `doctor`.
+    pub fn redacted_url(&self) -> String {
+        match Url::parse(&self.url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("REDACTED"));
+                url.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+}
+
+/// Never prints the database password (the URL may carry one).
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.redacted_url())
+            .finish()
+    }
+}
+
+impl EncryptionConfig {
+    fn read(r: &mut Reader, database: &DatabaseConfig) -> Self {
+        let key = r.secret("ENCRYPTION_KEY");
+        match &key {
             Some(key) => {
                 if let Err(e) = crate::crypto::parse_key(key.expose_secret()) {
                     r.problems.push(format!(
@@ -264,14 +459,14 @@ impl Config {
                     ));
                 }
             }
-            None if is_postgres => r.problems.push(
+            None if database.is_postgres() => r.problems.push(
                 "ENCRYPTION_KEY is required with PostgreSQL (every replica must share it): \
                  run `followup-bot keygen` and set the value it prints"
                     .to_owned(),
             ),
             None => {}
         }
-        let encryption_keys_previous: Vec<SecretString> = r
+        let previous: Vec<SecretString> = r
             .source
             .get("ENCRYPTION_KEYS_PREVIOUS")
             .map(|v| {
@@ -282,21 +477,43 @@ impl Config {
                     .collect()
             })
             .unwrap_or_default();
-        for key in &encryption_keys_previous {
-            if crate::crypto::parse_key(key.expose_secret()).is_err() {
-                r.problems.push(
-                    "ENCRYPTION_KEYS_PREVIOUS must be a comma-separated list of keys made by \
-                     `followup-bot keygen`"
-                        .to_owned(),
-                );
-                break;
+        if previous
+            .iter()
+            .any(|k| crate::crypto::parse_key(k.expose_secret()).is_err())
+        {
+            r.problems.push(
+                "ENCRYPTION_KEYS_PREVIOUS must be a comma-separated list of keys made by \
+                 `followup-bot keygen`"
+                    .to_owned(),
+            );
+        }
+        Self {
+            key,
+            previous,
+            key_file: database.sqlite_dir().map(|d| d.join("encryption.key")),
+        }
+    }
+
+    /// Opens the cipher: `ENCRYPTION_KEY`, or with SQLite the key file beside the database.
+    pub fn cipher(&self) -> anyhow::Result<Cipher> {
+        match (&self.key, &self.key_file) {
+            (Some(key), _) => {
+                Cipher::new(key, &self.previous).map_err(|e| anyhow::anyhow!("ENCRYPTION_KEY {e}"))
+            }
+            (None, Some(path)) => Cipher::from_key_file(path),
+            (None, None) => {
+                anyhow::bail!("ENCRYPTION_KEY is required unless the database is a SQLite file")
             }
         }
+    }
+}
 
-        let http_addr_raw = r.string("HTTP_ADDR", "0.0.0.0:8080");
-        let http_addr = http_addr_raw.parse().unwrap_or_else(|_| {
+impl HttpConfig {
+    fn read(r: &mut Reader) -> Self {
+        let raw = r.string("HTTP_ADDR", "0.0.0.0:8080");
+        let addr = raw.parse().unwrap_or_else(|_| {
             r.problems.push(format!(
-                "HTTP_ADDR must be an address and port such as 0.0.0.0:8080, got {http_addr_raw:?}"
+                "HTTP_ADDR must be an address and port such as 0.0.0.0:8080, got {raw:?}"
             ));
             SocketAddr::from(([0, 0, 0, 0], 8080))
         });
@@ -312,8 +529,76 @@ impl Config {
                 }
             }
         });
+        Self {
+            addr,
+            public_base_url,
+        }
+    }
+}
 
-        let log_format = match r.string("LOG_FORMAT", "pretty").as_str() {
+impl AnthropicConfig {
+    /// The model client, or `None` without a key.
+    pub fn client(&self, http: &reqwest::Client) -> Option<Arc<dyn Llm>> {
+        let key = self.api_key.clone()?;
+        Some(Arc::new(Anthropic::new(
+            http.clone(),
+            &self.api_url,
+            key,
+            &self.model,
+        )))
+    }
+}
+
+impl FathomConfig {
+    pub fn client(&self, http: &reqwest::Client) -> Fathom {
+        Fathom::new(http.clone(), &self.api_url)
+    }
+}
+
+impl GoogleConfig {
+    fn read(r: &mut Reader) -> Self {
+        Self {
+            client: r.oauth("GOOGLE", "Google Cloud console → Credentials"),
+            auth_url: r.base_url(
+                "GOOGLE_AUTH_URL",
+                "https://accounts.google.com/o/oauth2/v2/auth",
+            ),
+            token_url: r.base_url("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+            revoke_url: r.base_url("GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
+            userinfo_url: r.base_url(
+                "GOOGLE_USERINFO_URL",
+                "https://openidconnect.googleapis.com/v1/userinfo",
+            ),
+            gmail_api_url: r.base_url("GMAIL_API_URL", "https://gmail.googleapis.com"),
+            calendar_api_url: r.base_url(
+                "GOOGLE_CALENDAR_API_URL",
+                "https://www.googleapis.com/calendar/v3",
+            ),
+        }
+    }
+}
+
+impl CrmConfig {
+    fn read(r: &mut Reader) -> Self {
+        Self {
+            crono_api_url: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
+            hubspot: r.oauth("HUBSPOT", "your HubSpot developer app → Auth"),
+            hubspot_api_url: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
+            hubspot_auth_url: r.base_url(
+                "HUBSPOT_AUTH_URL",
+                "https://app.hubspot.com/oauth/authorize",
+            ),
+            hubspot_token_url: r
+                .base_url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v3/token"),
+            zoho: r.oauth("ZOHO", "Zoho API console"),
+            zoho_accounts_url: r.base_url("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.com"),
+        }
+    }
+}
+
+impl LogConfig {
+    fn read(r: &mut Reader) -> Self {
+        let format = match r.string("LOG_FORMAT", "pretty").as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
             other => {
@@ -322,122 +607,15 @@ impl Config {
                 LogFormat::Pretty
             }
         };
-
-        let endpoints = Endpoints {
-            slack_api: r.base_url("SLACK_API_URL", "https://slack.com/api"),
-            fathom_api: r.base_url("FATHOM_API_URL", "https://api.fathom.ai/external/v1"),
-            anthropic_api: r.base_url("ANTHROPIC_API_URL", "https://api.anthropic.com"),
-            google_auth: r.base_url(
-                "GOOGLE_AUTH_URL",
-                "https://accounts.google.com/o/oauth2/v2/auth",
-            ),
-            google_token: r.base_url("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
-            google_revoke: r.base_url("GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
-            google_userinfo: r.base_url(
-                "GOOGLE_USERINFO_URL",
-                "https://openidconnect.googleapis.com/v1/userinfo",
-            ),
-            gmail_api: r.base_url("GMAIL_API_URL", "https://gmail.googleapis.com"),
-            google_calendar_api: r.base_url(
-                "GOOGLE_CALENDAR_API_URL",
-                "https://www.googleapis.com/calendar/v3",
-            ),
-            crono_api: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
-            hubspot_api: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
-            hubspot_auth: r.base_url(
-                "HUBSPOT_AUTH_URL",
-                "https://app.hubspot.com/oauth/authorize",
-            ),
-            hubspot_token: r.base_url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v3/token"),
-            zoho_accounts: r.base_url("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.com"),
-        };
-
-        let config = Config {
-            slack_app_token,
-            slack_bot_token,
-            slack_connections,
-            slack_ping_interval: Duration::from_secs(ping_secs),
-            database_url,
-            encryption_key,
-            encryption_keys_previous,
-            http_addr,
-            public_base_url,
-            anthropic_api_key: r.secret("ANTHROPIC_API_KEY"),
-            anthropic_model: r.string("ANTHROPIC_MODEL", "claude-sonnet-4-5"),
-            google: r.oauth("GOOGLE", "Google Cloud console → Credentials"),
-            hubspot: r.oauth("HUBSPOT", "your HubSpot developer app → Auth"),
-            zoho: r.oauth("ZOHO", "Zoho API console"),
-            fathom_poll_interval: Duration::from_secs(r.number(
-                "FATHOM_POLL_INTERVAL_SECS",
-                300u64,
-                1,
-                86_400,
-            )),
-            job_workers: r.number("JOB_WORKERS", 4usize, 1, 64),
-            job_max_attempts: r.number("JOB_MAX_ATTEMPTS", 5i32, 1, 100),
-            job_shutdown_grace: Duration::from_secs(r.number(
-                "JOB_SHUTDOWN_GRACE_SECS",
-                10u64,
-                0,
-                600,
-            )),
-            log_format,
-            rust_log: r.string("RUST_LOG", "info,sqlx=warn"),
-            endpoints,
-        };
-        if r.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors(r.problems))
+        Self {
+            format,
+            filter: r.string("RUST_LOG", "info,sqlx=warn"),
         }
     }
 
-    pub fn is_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres")
-    }
-
-    /// The folder holding the SQLite file (and the generated key file), if SQLite is used.
-    pub fn sqlite_dir(&self) -> Option<PathBuf> {
-        if self.is_postgres() {
-            return None;
-        }
-        let path = self
-            .database_url
-            .trim_start_matches("sqlite://")
-            .trim_start_matches("sqlite:");
-        let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() || path == ":memory:" {
-            return None;
-        }
-        Some(
-            PathBuf::from(path)
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_default(),
-        )
-    }
-
-    /// Every secret value configured, for the log-leak test and log redaction checks.
-    pub fn secret_values(&self) -> Vec<String> {
-        let mut out = vec![
-            self.slack_app_token.expose_secret().to_owned(),
-            self.slack_bot_token.expose_secret().to_owned(),
-        ];
-        out.extend(
-            self.encryption_key
-                .iter()
-                .chain(self.encryption_keys_previous.iter())
-                .chain(self.anthropic_api_key.iter())
-                .map(|s| s.expose_secret().to_owned()),
-        );
-        for client in [&self.google, &self.hubspot, &self.zoho]
-            .into_iter()
-            .flatten()
-        {
-            out.push(client.client_secret.expose_secret().to_owned());
-        }
-        out.retain(|s| !s.is_empty());
-        out
+    /// Installs the process's log subscriber.
+    pub fn init(&self) {
+        crate::telemetry::init_logs(self.format, &self.filter);
     }
 }
 
@@ -455,10 +633,10 @@ mod tests {
     #[test]
     fn two_tokens_are_enough() {
         let config = Config::load(&Source::from_pairs(base())).expect("valid");
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(config.endpoints.slack_api, "https://slack.com/api");
-        assert_eq!(config.slack_connections, 2);
-        assert_eq!(config.sqlite_dir(), Some(PathBuf::from("data")));
+        assert_eq!(config.database.url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.slack.api_url, "https://slack.com/api");
+        assert_eq!(config.slack.connections, 2);
+        assert_eq!(config.database.sqlite_dir(), Some(PathBuf::from("data")));
     }
 
     #[test]
@@ -491,7 +669,7 @@ mod tests {
         let mut pairs = base();
         pairs.push(("SLACK_API_URL", "http://127.0.0.1:9999/api/"));
         let config = Config::load(&Source::from_pairs(pairs)).unwrap();
-        assert_eq!(config.endpoints.slack_api, "http://127.0.0.1:9999/api");
+        assert_eq!(config.slack.api_url, "http://127.0.0.1:9999/api");
     }
 
     #[test]
@@ -504,5 +682,23 @@ mod tests {
             !err.to_string().contains("c2hvcnQ="),
             "the value is not echoed"
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_database_password() {
+        let mut pairs = base();
+        pairs.push((
+            "DATABASE_URL",
+            "postgres://bot:hunter2secret@db.internal:5432/bot",
+        ));
+        pairs.push((
+            "ENCRYPTION_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ));
+        let config = Config::load(&Source::from_pairs(pairs)).expect("valid");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2secret"), "{debug}");
+        assert!(debug.contains("db.internal"), "{debug}");
+        assert!(config.secret_values().contains(&"hunter2secret".to_owned()));
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, Source};
-use crate::slack::api::{MorphismSlack, SlackApi};
+use crate::slack::api::SlackApi;
 
 struct Report {
     failed: bool,
@@ -37,7 +37,7 @@ pub async fn run(source: &Source) -> ExitCode {
         }
     };
 
-    match crate::store::Store::open(&config.database_url).await {
+    match config.database.open().await {
         Ok(store) => {
             report.ok(&format!(
                 "database reachable and migrated ({})",
@@ -50,16 +50,12 @@ pub async fn run(source: &Source) -> ExitCode {
             &format!("{e:#}; check DATABASE_URL and that the server is running"),
         ),
     }
-    match crate::app::cipher(&config) {
+    match config.encryption.cipher() {
         Ok(cipher) => report.ok(&format!("encryption key (id {})", cipher.key_id())),
         Err(e) => report.fail("encryption key", &format!("{e:#}")),
     }
 
-    let slack = match MorphismSlack::new(
-        &config.endpoints.slack_api,
-        &config.slack_bot_token,
-        &config.slack_app_token,
-    ) {
+    let slack = match config.slack.client() {
         Ok(slack) => slack,
         Err(e) => {
             report.fail("TLS setup", &e.to_string());
@@ -89,17 +85,17 @@ pub async fn run(source: &Source) -> ExitCode {
     for (name, set) in [
         (
             "ANTHROPIC_API_KEY (AI drafts; without it a template is used)",
-            config.anthropic_api_key.is_some(),
+            config.anthropic.api_key.is_some(),
         ),
         (
             "GOOGLE_CLIENT_ID/SECRET (Gmail drafts, calendar events)",
-            config.google.is_some(),
+            config.google.client.is_some(),
         ),
-        ("HUBSPOT_CLIENT_ID/SECRET", config.hubspot.is_some()),
-        ("ZOHO_CLIENT_ID/SECRET", config.zoho.is_some()),
+        ("HUBSPOT_CLIENT_ID/SECRET", config.crm.hubspot.is_some()),
+        ("ZOHO_CLIENT_ID/SECRET", config.crm.zoho.is_some()),
         (
             "PUBLIC_BASE_URL (OAuth redirects)",
-            config.public_base_url.is_some(),
+            config.http.public_base_url.is_some(),
         ),
     ] {
         println!("  {}  {name}", if set { "set " } else { "----" });

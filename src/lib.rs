@@ -1,21 +1,25 @@
 //! A Slack-first follow-up assistant for sales teams.
 //!
-//! Ingress (`slack`) parses and acks Socket Mode envelopes, `handlers` hold one module per
-//! feature, `store` is the database, `jobs` the durable queue, `server` the HTTP sidecar.
+//! Data flows one way (see ARCHITECTURE.md): `startup` builds `services` and runs the
+//! `features`, which `dispatch` reaches from the Socket Mode loop in `slack` and `jobs` from
+//! the queue; below them the adapters (`store`, `clients`, `slack`, `server`) and, at the
+//! bottom, the plain types of `domain`.
 
-pub mod app;
 pub mod blocks;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod crypto;
+pub mod dispatch;
 pub mod doctor;
-pub mod drafting;
+pub mod domain;
 pub mod features;
-pub mod handlers;
-pub mod ids;
 pub mod jobs;
+pub mod registry;
+pub mod retry;
 pub mod server;
+pub mod services;
 pub mod slack;
+pub mod startup;
 pub mod store;
 pub mod telemetry;

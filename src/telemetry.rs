@@ -8,7 +8,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use crate::config::LogFormat;
+/// How log lines are written: for people, or one JSON object a line for a collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
 
 /// Installs the global subscriber (once; later calls are ignored, which suits tests).
 pub fn init_logs(format: LogFormat, filter: &str) {

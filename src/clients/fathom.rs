@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{ApiError, decode, send};
+use crate::domain::meeting::{Meeting, Summary, TranscriptLine};
 
 const PROVIDER: &str = "fathom";
 
@@ -16,118 +17,12 @@ pub struct Fathom {
     base: String,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct Invitee {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub email_domain: Option<String>,
-    #[serde(default)]
-    pub is_external: Option<bool>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct Summary {
-    #[serde(default)]
-    pub template_name: Option<String>,
-    #[serde(default)]
-    pub markdown_formatted: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct ActionItem {
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Meeting {
-    pub recording_id: i64,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub meeting_title: Option<String>,
-    #[serde(default)]
-    pub url: Option<String>,
-    #[serde(default)]
-    pub share_url: Option<String>,
-    #[serde(default)]
-    pub created_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub scheduled_start_time: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub scheduled_end_time: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub recording_start_time: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub recording_end_time: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub transcript_language: Option<String>,
-    #[serde(default)]
-    pub calendar_invitees: Vec<Invitee>,
-    #[serde(default)]
-    pub default_summary: Option<Summary>,
-    #[serde(default)]
-    pub action_items: Option<Vec<ActionItem>>,
-}
-
-impl Meeting {
-    pub fn display_title(&self) -> String {
-        self.title
-            .clone()
-            .or_else(|| self.meeting_title.clone())
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or_else(|| "Untitled meeting".to_owned())
-    }
-
-    /// When the meeting started: the recording, else the calendar slot, else creation.
-    pub fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.recording_start_time
-            .or(self.scheduled_start_time)
-            .or(self.created_at)
-    }
-
-    pub fn duration_minutes(&self) -> Option<i64> {
-        let start = self.recording_start_time.or(self.scheduled_start_time)?;
-        let end = self.recording_end_time.or(self.scheduled_end_time)?;
-        let minutes = (end - start).num_seconds().div_euclid(60);
-        (minutes >= 0).then_some(minutes.max(1))
-    }
-
-    /// Invitees from outside the recorder's company.
-    pub fn external_attendees(&self) -> Vec<Invitee> {
-        self.calendar_invitees
-            .iter()
-            .filter(|i| i.is_external.unwrap_or(true))
-            .cloned()
-            .collect()
-    }
-}
-
 #[derive(Clone, Debug, Deserialize)]
 pub struct MeetingPage {
     #[serde(default)]
     pub items: Vec<Meeting>,
     #[serde(default)]
     pub next_cursor: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct TranscriptLine {
-    #[serde(default)]
-    pub speaker: Option<Speaker>,
-    #[serde(default)]
-    pub text: String,
-    #[serde(default)]
-    pub timestamp: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Speaker {
-    #[serde(default)]
-    pub display_name: Option<String>,
 }
 
 /// Which meetings to list.

@@ -1,5 +1,6 @@
-//! The HTTP sidecar (axum): health, readiness and metrics; later the OAuth callbacks.
-//! Slack traffic never comes here (Socket Mode). Internal error text is never echoed.
+//! The HTTP sidecar (axum): health, readiness and metrics, plus the routes startup mounts
+//! (OAuth callbacks, webhooks). Slack traffic never comes here (Socket Mode). Internal error
+//! text is never echoed. It sees a narrow state, never the features.
 
 use std::sync::Arc;
 
@@ -12,16 +13,29 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::App;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::slack::socket::SocketStatus;
+use crate::store::Store;
+
+/// What the sidecar's own routes read.
+#[derive(Clone)]
+pub struct SidecarState {
+    pub store: Store,
+    pub socket: SocketStatus,
+    pub metrics: PrometheusHandle,
+}
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(app: Arc<App>) -> Router {
+/// The sidecar's routes, with `mounted` (routes the features bring) beside them.
+pub fn router(state: SidecarState, mounted: Router) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(app)
+        .with_state(Arc::new(state))
+        .merge(mounted)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -43,7 +57,7 @@ async fn health() -> impl IntoResponse {
 }
 
 /// The database answers and at least one Socket Mode connection is open.
-async fn ready(State(app): State<Arc<App>>) -> Response {
+async fn ready(State(app): State<Arc<SidecarState>>) -> Response {
     let mut reasons = Vec::new();
     if let Err(e) = app.store.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
@@ -71,7 +85,7 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<SidecarState>>) -> Response {
     match app.store.job_counts().await {
         Ok(counts) => {
             for status in ["queued", "running", "done", "dead"] {

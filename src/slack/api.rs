@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
-use crate::store::tenants::Profile;
+use crate::domain::person::Profile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlackApiError {
@@ -73,7 +73,6 @@ pub trait SlackApi: Send + Sync {
         hash: Option<&str>,
         view: SlackView,
     ) -> SlackResult<()>;
-    async fn views_push(&self, trigger_id: &str, view: SlackView) -> SlackResult<String>;
     async fn views_publish(&self, user_id: &str, view: SlackView) -> SlackResult<()>;
     /// Returns the message `ts`.
     async fn chat_post(&self, channel: &str, content: SlackMessageContent) -> SlackResult<String>;
@@ -81,12 +80,6 @@ pub trait SlackApi: Send + Sync {
         &self,
         channel: &str,
         ts: &str,
-        content: SlackMessageContent,
-    ) -> SlackResult<()>;
-    async fn chat_post_ephemeral(
-        &self,
-        channel: &str,
-        user: &str,
         content: SlackMessageContent,
     ) -> SlackResult<()>;
     /// Posts to an interaction's `response_url` (ephemeral unless `replace_original`).
@@ -199,17 +192,6 @@ impl SlackApi for MorphismSlack {
         .await
     }
 
-    async fn views_push(&self, trigger_id: &str, view: SlackView) -> SlackResult<String> {
-        observe("views.push", async move {
-            let session = self.client.open_session(&self.bot_token);
-            let r = session
-                .views_push(&SlackApiViewsPushRequest::new(trigger_id.into(), view))
-                .await?;
-            Ok(r.view.state_params.id.to_string())
-        })
-        .await
-    }
-
     async fn views_publish(&self, user_id: &str, view: SlackView) -> SlackResult<()> {
         observe("views.publish", async move {
             let session = self.client.open_session(&self.bot_token);
@@ -248,26 +230,6 @@ impl SlackApi for MorphismSlack {
                     channel.into(),
                     content,
                     ts.into(),
-                ))
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn chat_post_ephemeral(
-        &self,
-        channel: &str,
-        user: &str,
-        content: SlackMessageContent,
-    ) -> SlackResult<()> {
-        observe("chat.postEphemeral", async move {
-            let session = self.client.open_session(&self.bot_token);
-            session
-                .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
-                    channel.into(),
-                    user.into(),
-                    content,
                 ))
                 .await?;
             Ok(())

@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod envelope;
+pub mod payload;
 pub mod socket;

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -185,7 +184,12 @@ impl SocketMode {
                         }
                         Err(e) => {
                             failures += 1;
-                            let wait = backoff(failures);
+                            // Up to twice the cap with jitter: 0.5 s, 1 s, 2 s … at most 30 s.
+                            let wait = crate::retry::backoff(
+                                failures,
+                                Duration::from_millis(500),
+                                Duration::from_secs(15),
+                            );
                             warn!(slot, error = %e, retry_in_ms = wait.as_millis() as u64,
                                   "could not open a Socket Mode connection");
                             tokio::select! {
@@ -314,12 +318,6 @@ impl SocketMode {
         self.tasks.spawn(writer.run(sink).instrument(span));
         Ok(Conn { id, signals, close })
     }
-}
-
-fn backoff(failures: u32) -> Duration {
-    let base = 500u64.saturating_mul(1 << failures.min(6)).min(30_000);
-    let jitter = rand::thread_rng().gen_range(0..=base / 4);
-    Duration::from_millis(base + jitter)
 }
 
 struct Reader {

@@ -1,7 +1,7 @@
 //! The audit trail: who did what to which external system, and how it went. No secrets.
 
 use super::{Store, now, on_pool};
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct AuditEntry {

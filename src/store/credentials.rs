@@ -5,7 +5,8 @@ use secrecy::SecretString;
 
 use super::{Store, now, on_pool};
 use crate::crypto::Cipher;
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
+use crate::domain::provider::Provider;
 
 /// Whose credential it is: the whole workspace's, or one person's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ impl Subject {
 pub struct NewCredential<'a> {
     pub tenant: TenantId,
     pub subject: Subject,
-    pub provider: &'a str,
+    pub provider: Provider,
     pub secret: &'a SecretString,
     pub account_email: Option<&'a str>,
     pub api_domain: Option<&'a str>,
@@ -69,7 +70,7 @@ struct Row {
 }
 
 /// Binds a sealed secret to its row, so a blob copied into another row will not open.
-fn context(tenant: TenantId, provider: &str, subject: Subject) -> String {
+fn context(tenant: TenantId, provider: Provider, subject: Subject) -> String {
     format!("credential:{tenant}:{provider}:{}", subject.key())
 }
 
@@ -97,7 +98,7 @@ impl Store {
         .bind(c.tenant)
         .bind(c.subject.user_id())
         .bind(c.subject.key())
-        .bind(c.provider)
+        .bind(c.provider.as_str())
         .bind(sealed)
         .bind(c.account_email)
         .bind(c.api_domain)
@@ -117,7 +118,7 @@ impl Store {
         cipher: &Cipher,
         tenant: TenantId,
         subject: Subject,
-        provider: &str,
+        provider: Provider,
     ) -> anyhow::Result<Option<Credential>> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, secret, account_email, api_domain, expires_at, scopes, metadata, status
@@ -125,7 +126,7 @@ impl Store {
              WHERE tenant_id = $1 AND provider = $2 AND subject = $3 AND status = 'connected'",
         )
         .bind(tenant)
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(subject.key())
         .fetch_optional(pool)
         .await)?;
@@ -148,7 +149,7 @@ impl Store {
         &self,
         tenant: TenantId,
         subject: Subject,
-        provider: &str,
+        provider: Provider,
     ) -> anyhow::Result<bool> {
         let now = now();
         let done = on_pool!(self, pool => sqlx::query(
@@ -156,7 +157,7 @@ impl Store {
              WHERE tenant_id = $1 AND provider = $2 AND subject = $3 AND status = 'connected'",
         )
         .bind(tenant)
-        .bind(provider)
+        .bind(provider.as_str())
         .bind(subject.key())
         .bind(Vec::<u8>::new())
         .bind(now)

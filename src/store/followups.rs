@@ -2,85 +2,12 @@
 //! already announced, and per-person settings.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{Store, now, on_pool, truncate};
-use crate::clients::fathom::Meeting;
-use crate::ids::{FollowupId, TenantId, UserId};
-
-/// The CRM note's sections.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct CrmNote {
-    #[serde(default)]
-    pub tech_stack: String,
-    #[serde(default)]
-    pub pain_points: String,
-    #[serde(default)]
-    pub impact: String,
-    #[serde(default)]
-    pub next_steps: String,
-    #[serde(default)]
-    pub roadblocks: String,
-}
-
-impl CrmNote {
-    /// As one editable text, section per paragraph.
-    pub fn to_text(&self) -> String {
-        [
-            ("Tech stack", &self.tech_stack),
-            ("Pain points", &self.pain_points),
-            ("Impact", &self.impact),
-            ("Next steps", &self.next_steps),
-            ("Roadblocks", &self.roadblocks),
-        ]
-        .iter()
-        .map(|(label, text)| format!("{label}: {}", text.trim()))
-        .collect::<Vec<_>>()
-        .join("\n\n")
-    }
-}
-
-/// What the draft (or the person's edit of it) says.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct Draft {
-    pub subject: String,
-    pub body: String,
-    pub summary: String,
-    /// The CRM note as one text (sections as drafted; free text once edited).
-    pub crm_note: String,
-    /// External attendees' emails, one per line.
-    #[serde(default)]
-    pub attendees: String,
-    /// A next meeting the call agreed on (RFC 3339), if any.
-    #[serde(default)]
-    pub next_meeting: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Followup {
-    pub id: FollowupId,
-    pub tenant_id: TenantId,
-    pub user_id: UserId,
-    pub recording_id: i64,
-    pub meeting_title: String,
-    pub meeting_url: Option<String>,
-    pub meeting_started_at: Option<DateTime<Utc>>,
-    pub language: Option<String>,
-    pub status: String,
-    pub generator: Option<String>,
-    pub draft: Option<Draft>,
-    pub edited: Option<Draft>,
-    pub dm_channel: Option<String>,
-    pub dm_ts: Option<String>,
-    pub last_error: Option<String>,
-}
-
-impl Followup {
-    /// What every action must use: the person's latest edit, else the draft.
-    pub fn current(&self) -> Option<&Draft> {
-        self.edited.as_ref().or(self.draft.as_ref())
-    }
-}
+use crate::domain::followup::{Draft, Followup};
+use crate::domain::ids::{FollowupId, TenantId, UserId};
+use crate::domain::meeting::Meeting;
+use crate::domain::person::Settings;
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -124,24 +51,13 @@ impl From<Row> for Followup {
     }
 }
 
-/// A person's settings, as `/followup-settings` edits them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Settings {
-    pub email_tone: String,
-    pub language_override: Option<String>,
-    pub signature: Option<String>,
-    pub default_task_type: String,
-    pub default_task_time: String,
-    pub meeting_dms: bool,
-}
-
 /// A person whose Fathom is polled for new recordings.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PollTarget {
     pub user_id: UserId,
     pub tenant_id: TenantId,
     pub slack_user_id: String,
-    pub tz: Option<String>,
+    pub tz_offset_secs: Option<i64>,
 }
 
 impl Store {
@@ -183,18 +99,15 @@ impl Store {
             .bind(message.map(|(_, ts)| ts))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at,
-                                   dedupe_key, created_at, updated_at)
-                 VALUES ($1, $2, 'queued', 0, $3, $4, $5, $4, $4)",
-            )
-            .bind(job_kind)
-            .bind(&payload)
-            .bind(i64::from(max_attempts))
-            .bind(now)
-            .bind(&dedupe)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(super::jobs::INSERT_JOB)
+                .bind(job_kind)
+                .bind(&payload)
+                .bind(i64::from(max_attempts))
+                .bind(now)
+                .bind(&dedupe)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(id)
@@ -460,7 +373,7 @@ impl Store {
     pub async fn due_fathom_polls(&self) -> anyhow::Result<Vec<PollTarget>> {
         let now = now();
         Ok(on_pool!(self, pool => sqlx::query_as::<_, PollTarget>(
-            "SELECT u.id AS user_id, u.tenant_id, u.slack_user_id, u.tz
+            "SELECT u.id AS user_id, u.tenant_id, u.slack_user_id, u.tz_offset_secs
              FROM credentials c
              JOIN users u ON u.id = c.user_id
              LEFT JOIN fathom_polls p ON p.user_id = u.id

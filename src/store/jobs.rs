@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Store, now, on_pool, truncate};
-use crate::ids::JobId;
+use crate::domain::ids::JobId;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Job {
@@ -18,16 +18,13 @@ pub struct Job {
     pub max_attempts: i64,
 }
 
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct JobRecord {
-    pub id: JobId,
-    pub kind: String,
-    pub payload: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub run_at: DateTime<Utc>,
-}
+/// Queues one job; shared by `enqueue_job` and the writes that queue a job with their row.
+pub(super) const INSERT_JOB: &str =
+    "INSERT INTO jobs (kind, payload, status, attempts, max_attempts,
+                                       run_at, dedupe_key, created_at, updated_at)
+     VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $6)
+     ON CONFLICT (dedupe_key) DO NOTHING
+     RETURNING id";
 
 const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1,
         locked_until = $2, locked_by = $3, updated_at = $1
@@ -59,13 +56,7 @@ impl Store {
     ) -> anyhow::Result<Option<JobId>> {
         let now = now();
         let run_at = run_at.map(truncate).unwrap_or(now);
-        let row: Option<(JobId,)> = on_pool!(self, pool => sqlx::query_as(
-            "INSERT INTO jobs (kind, payload, status, attempts, max_attempts, run_at, dedupe_key,
-                               created_at, updated_at)
-             VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $6)
-             ON CONFLICT (dedupe_key) DO NOTHING
-             RETURNING id",
-        )
+        let row: Option<(JobId,)> = on_pool!(self, pool => sqlx::query_as(INSERT_JOB)
         .bind(kind)
         .bind(payload.to_string())
         .bind(i64::from(max_attempts))
@@ -174,15 +165,6 @@ impl Store {
         .execute(pool)
         .await?;
         Ok(done.rows_affected())
-    }
-
-    pub async fn job(&self, id: JobId) -> anyhow::Result<Option<JobRecord>> {
-        Ok(on_pool!(self, pool => sqlx::query_as::<_, JobRecord>(
-            "SELECT id, kind, payload, status, attempts, last_error, run_at FROM jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?)
     }
 
     /// Jobs by status, for `/metrics`.

@@ -51,10 +51,15 @@ pub fn truncate(t: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
+/// Does `DATABASE_URL` name PostgreSQL (else SQLite)? The one place that decides.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 impl Store {
     /// Connects to `url` (creating the SQLite folder and file when needed). Does not migrate.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres_url(url) {
             let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
             let pool = PgPoolOptions::new()
                 .max_connections(10)
@@ -102,6 +107,11 @@ impl Store {
             Store::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
         .context("applying database migrations")
+    }
+
+    /// Several replicas may share a PostgreSQL database; a SQLite file has one process.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Store::Postgres(_))
     }
 
     pub fn backend(&self) -> &'static str {

@@ -8,7 +8,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{Store, now, on_pool};
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
 
 pub const STATE_TTL: Duration = Duration::from_secs(600);
 

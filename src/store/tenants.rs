@@ -1,44 +1,16 @@
 //! Tenants (one per Slack workspace) and their users, created on first contact.
 
-use chrono::{DateTime, Utc};
-
 use super::{Store, now, on_pool};
-use crate::ids::{TenantId, UserId};
+use crate::domain::ids::{TenantId, UserId};
+use crate::domain::person::{Profile, Tenant, User};
 
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub slack_team_id: String,
-    pub name: Option<String>,
-    pub crm_provider: Option<String>,
-    pub time_zone: Option<String>,
-}
-
-#[derive(Clone, Debug, sqlx::FromRow)]
-pub struct User {
-    pub id: UserId,
-    pub tenant_id: TenantId,
-    pub slack_user_id: String,
-    pub email: Option<String>,
-    pub real_name: Option<String>,
-    pub tz: Option<String>,
-    pub tz_offset_secs: Option<i64>,
-    pub profile_refreshed_at: Option<DateTime<Utc>>,
-    pub email_tone: String,
-    pub language_override: Option<String>,
-    pub signature: Option<String>,
-    pub default_task_type: String,
-    pub default_task_time: String,
-    pub meeting_dms: bool,
-}
-
-/// What `users.info` told us about a person.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Profile {
-    pub email: Option<String>,
-    pub real_name: Option<String>,
-    pub tz: Option<String>,
-    pub tz_offset_secs: Option<i64>,
+/// The columns of `users` that make a `User`, in one place for every query that reads one.
+macro_rules! user_columns {
+    () => {
+        "id, tenant_id, slack_user_id, email, real_name, tz, tz_offset_secs, profile_refreshed_at,
+         email_tone, language_override, signature, default_task_type, default_task_time,
+         meeting_dms"
+    };
 }
 
 impl Store {
@@ -46,8 +18,7 @@ impl Store {
     pub async fn ensure_tenant(&self, slack_team_id: &str) -> anyhow::Result<Tenant> {
         // Read first: after first contact this is a read, not a write.
         let found = on_pool!(self, pool => sqlx::query_as::<_, Tenant>(
-            "SELECT id, slack_team_id, name, crm_provider, time_zone FROM tenants
-             WHERE slack_team_id = $1",
+            "SELECT id, slack_team_id FROM tenants WHERE slack_team_id = $1",
         )
         .bind(slack_team_id)
         .fetch_optional(pool)
@@ -59,7 +30,7 @@ impl Store {
         let tenant = on_pool!(self, pool => sqlx::query_as::<_, Tenant>(
             "INSERT INTO tenants (slack_team_id, created_at, updated_at) VALUES ($1, $2, $2)
              ON CONFLICT (slack_team_id) DO UPDATE SET slack_team_id = excluded.slack_team_id
-             RETURNING id, slack_team_id, name, crm_provider, time_zone",
+             RETURNING id, slack_team_id",
         )
         .bind(slack_team_id)
         .bind(now)
@@ -71,10 +42,11 @@ impl Store {
     /// The user row for a Slack user of a tenant, created on first contact.
     pub async fn ensure_user(&self, tenant: TenantId, slack_user_id: &str) -> anyhow::Result<User> {
         let found = on_pool!(self, pool => sqlx::query_as::<_, User>(
-            "SELECT id, tenant_id, slack_user_id, email, real_name, tz, tz_offset_secs,
-                    profile_refreshed_at, email_tone, language_override, signature,
-                    default_task_type, default_task_time, meeting_dms
-             FROM users WHERE tenant_id = $1 AND slack_user_id = $2",
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE tenant_id = $1 AND slack_user_id = $2"
+            ),
         )
         .bind(tenant)
         .bind(slack_user_id)
@@ -85,12 +57,13 @@ impl Store {
         }
         let now = now();
         Ok(on_pool!(self, pool => sqlx::query_as::<_, User>(
-            "INSERT INTO users (tenant_id, slack_user_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $3)
-             ON CONFLICT (tenant_id, slack_user_id) DO UPDATE SET tenant_id = excluded.tenant_id
-             RETURNING id, tenant_id, slack_user_id, email, real_name, tz, tz_offset_secs,
-                       profile_refreshed_at, email_tone, language_override, signature,
-                       default_task_type, default_task_time, meeting_dms",
+            concat!(
+                "INSERT INTO users (tenant_id, slack_user_id, created_at, updated_at)
+                 VALUES ($1, $2, $3, $3)
+                 ON CONFLICT (tenant_id, slack_user_id) DO UPDATE SET tenant_id = excluded.tenant_id
+                 RETURNING ",
+                user_columns!()
+            ),
         )
         .bind(tenant)
         .bind(slack_user_id)
@@ -102,10 +75,7 @@ impl Store {
     /// A user of a tenant; `None` when the id belongs to another tenant.
     pub async fn user(&self, tenant: TenantId, id: UserId) -> anyhow::Result<Option<User>> {
         Ok(on_pool!(self, pool => sqlx::query_as::<_, User>(
-            "SELECT id, tenant_id, slack_user_id, email, real_name, tz, tz_offset_secs,
-                    profile_refreshed_at, email_tone, language_override, signature,
-                    default_task_type, default_task_time, meeting_dms
-             FROM users WHERE tenant_id = $1 AND id = $2",
+            concat!("SELECT ", user_columns!(), " FROM users WHERE tenant_id = $1 AND id = $2"),
         )
         .bind(tenant)
         .bind(id)

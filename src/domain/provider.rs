@@ -1,0 +1,32 @@
+//! The outside services a person or a team connects, as stored in `credentials.provider`.
+
+/// A service whose credentials the bot keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Fathom,
+    Google,
+    Crono,
+    Hubspot,
+    Zoho,
+    Odoo,
+}
+
+impl Provider {
+    /// The name stored in the database and shown in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Fathom => "fathom",
+            Provider::Google => "google",
+            Provider::Crono => "crono",
+            Provider::Hubspot => "hubspot",
+            Provider::Zoho => "zoho",
+            Provider::Odoo => "odoo",
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

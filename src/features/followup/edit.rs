@@ -1,0 +1,174 @@
+//! "View & Edit": the edit modal, and saving what the person typed in it.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use slack_morphism::prelude::*;
+
+use super::owned::{NOT_YOURS, owned};
+use crate::blocks::{self, Vars};
+use crate::dispatch::{Ack, Ctx, Handler, HandlerError, HandlerResult, field_errors};
+use crate::domain::followup::{Draft, Followup};
+use crate::domain::ids::FollowupId;
+use crate::domain::person::User;
+use crate::services::Services;
+use crate::slack::envelope::SlackEvent;
+use crate::slack::payload::{private_metadata, state_value, trigger_id};
+
+/// The text fields of the edit modal, from the payload's live view state.
+fn edited_draft(payload: &Value, previous: Option<&Draft>) -> Draft {
+    let get = |block: &str| state_value(payload, block, "value").unwrap_or_default();
+    Draft {
+        subject: get("subject").trim().to_owned(),
+        body: get("body"),
+        summary: get("summary"),
+        crm_note: get("crm_note"),
+        attendees: get("attendees"),
+        next_meeting: previous.and_then(|d| d.next_meeting.clone()),
+    }
+}
+
+/// Renders "Edit Follow-up" with the current text, cut visibly where Slack's limits demand.
+pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> {
+    let draft = followup.current().cloned().unwrap_or_default();
+    let mut notices = Vec::new();
+    let mut field = |name: &str, text: &str, max: usize| -> anyhow::Result<String> {
+        let (text, cut) = blocks::fit(text, max);
+        if cut {
+            notices.push(blocks::NOTICE.render(&Vars::new().set(
+                "text",
+                format!(
+                    "The {name} was longer than Slack allows ({max} characters) and is shown cut at the end; saving keeps the cut text."
+                ),
+            ))?);
+        }
+        Ok(text)
+    };
+    let subject = field("subject", &draft.subject, 250)?;
+    let body = field("email", &draft.body, 3000)?;
+    let summary = field("summary", &draft.summary, 3000)?;
+    let crm_note = field("CRM note", &draft.crm_note, 3000)?;
+    let attendees = field("attendee list", &draft.attendees, 3000)?;
+    let when = followup
+        .meeting_started_at
+        .map(|t| {
+            t.with_timezone(&user.utc_offset())
+                .format("%a %d %b %Y, %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default();
+    Ok(blocks::FOLLOWUP_EDIT.render_as(
+        &Vars::new()
+            .set("id", followup.id.0.clone())
+            .set("title", followup.meeting_title.clone())
+            .set("when", when)
+            .set("notices", notices)
+            .set("subject", subject)
+            .set("body", body)
+            .set("summary", summary)
+            .set("crm_note", crm_note)
+            .set("attendees", attendees),
+    )?)
+}
+
+/// "View & Edit".
+pub struct ViewFollowup;
+
+#[async_trait]
+impl Handler for ViewFollowup {
+    async fn handle(&self, cx: &Ctx, event: SlackEvent) -> HandlerResult {
+        let followup = owned(cx).await?;
+        if followup.current().is_none() {
+            return Err(HandlerError::person(
+                "This follow-up is still being drafted; I will message you when it is ready.",
+            ));
+        }
+        let Some(trigger) = trigger_id(&event) else {
+            return Ok(());
+        };
+        cx.services
+            .slack
+            .views_open(&trigger, edit_view(&followup, &cx.user)?)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Saving the edit modal. The save happens before the ack, so the modal only closes once the
+/// text is safe; if it cannot be saved, the modal stays open with the text and says so.
+pub struct EditSubmit;
+
+async fn save_from_submission(
+    services: &Services,
+    event: &SlackEvent,
+    payload: &Value,
+) -> anyhow::Result<bool> {
+    let (Some(team), Some(slack_user)) = (event.team_id(), event.user_id()) else {
+        return Ok(false);
+    };
+    let Some(id) = private_metadata(payload) else {
+        return Ok(false);
+    };
+    let store = &services.store;
+    let tenant = store.ensure_tenant(&team).await?;
+    let user = store.ensure_user(tenant.id, &slack_user).await?;
+    let Some(followup) = store
+        .followup(tenant.id, user.id, &FollowupId(id.to_owned()))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let draft = edited_draft(payload, followup.current());
+    store
+        .save_edits(tenant.id, user.id, &followup.id, &draft)
+        .await
+}
+
+#[async_trait]
+impl Handler for EditSubmit {
+    async fn ack(&self, services: &Services, event: &SlackEvent, payload: &Value) -> Ack {
+        let draft = edited_draft(payload, None);
+        let mut errors = Vec::new();
+        if draft.subject.is_empty() {
+            errors.push(("subject", "The email needs a subject."));
+        }
+        if draft.body.trim().is_empty() {
+            errors.push(("body", "The email needs some text."));
+        }
+        if !errors.is_empty() {
+            return field_errors(&errors);
+        }
+        match save_from_submission(services, event, payload).await {
+            Ok(true) => Ack::Stop(None),
+            Ok(false) => field_errors(&[("subject", NOT_YOURS)]),
+            Err(e) => {
+                tracing::error!(error = ?e, "could not save the edits");
+                field_errors(&[(
+                    "body",
+                    "Sorry, your edits could not be saved just now. Your text is still here: \
+                     please press Save again in a moment.",
+                )])
+            }
+        }
+    }
+
+    async fn handle(&self, _cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        Ok(())
+    }
+}
+
+/// Saves what the open edit modal holds before a button in it acts on the follow-up.
+pub(super) async fn save_view_edits(cx: &Ctx, followup: &Followup) -> HandlerResult {
+    let draft = edited_draft(&cx.payload, followup.current());
+    if draft.subject.is_empty() && draft.body.trim().is_empty() {
+        return Ok(());
+    }
+    if !cx
+        .services
+        .store
+        .save_edits(cx.tenant.id, cx.user.id, &followup.id, &draft)
+        .await?
+    {
+        return Err(HandlerError::person(NOT_YOURS));
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! What every feature uses: the store, Slack, the clients, the cipher, the job queue, the
+//! people directory and the configuration, with the helpers features share (a DM to a
+//! person, a person's Fathom key, queueing a job, starting a follow-up). It imports no
+//! feature, no dispatch and not startup.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use secrecy::SecretString;
+use slack_morphism::prelude::SlackMessageContent;
+use tracing::warn;
+
+use crate::blocks::{self, Vars};
+use crate::clients::fathom::Fathom;
+use crate::clients::llm::Llm;
+use crate::config::Config;
+use crate::crypto::Cipher;
+use crate::domain::followup::DRAFT_JOB;
+use crate::domain::ids::{JobId, TenantId, UserId};
+use crate::domain::person::{Tenant, User};
+use crate::domain::provider::Provider;
+use crate::jobs::queue::Queue;
+use crate::slack::api::SlackApi;
+use crate::store::Store;
+use crate::store::credentials::Subject;
+
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+    pub slack: Arc<dyn SlackApi>,
+    pub cipher: Cipher,
+    pub queue: Queue,
+    /// Names this process in job locks and leases.
+    pub instance_id: String,
+    pub fathom: Fathom,
+    /// Tenants and users by Slack ids (created on first contact, cached briefly).
+    pub people: Directory,
+    /// `None` without `ANTHROPIC_API_KEY`: drafts come from the template.
+    pub llm: Option<Arc<dyn Llm>>,
+}
+
+/// How asking for a follow-up went.
+#[derive(Debug)]
+pub enum StartOutcome {
+    /// The follow-up and its drafting job are queued.
+    Started,
+    /// Nothing was started; the words say why, for the person.
+    Refused(String),
+}
+
+impl Services {
+    /// Builds every service from the configuration (opening and migrating the database).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let slack: Arc<dyn SlackApi> = Arc::new(
+            config
+                .slack
+                .client()
+                .context("setting up the Slack client (TLS roots)")?,
+        );
+        let store = config.database.open().await?;
+        let cipher = config.encryption.cipher()?;
+        let http = crate::clients::http_client();
+        Ok(Self {
+            fathom: config.fathom.client(&http),
+            llm: config.anthropic.client(&http),
+            people: Directory::default(),
+            store,
+            slack,
+            cipher,
+            queue: Queue::default(),
+            instance_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            config,
+        })
+    }
+
+    /// Posts to a person's DM with the bot; returns (channel, ts).
+    pub async fn dm(
+        &self,
+        slack_user: &str,
+        content: SlackMessageContent,
+    ) -> anyhow::Result<(String, String)> {
+        let channel = self.slack.open_dm(slack_user).await?;
+        let ts = self.slack.chat_post(&channel, content).await?;
+        Ok((channel, ts))
+    }
+
+    /// A person's Fathom API key, if they connected one.
+    pub async fn fathom_key(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> anyhow::Result<Option<SecretString>> {
+        Ok(self
+            .store
+            .credential(&self.cipher, tenant, Subject::User(user), Provider::Fathom)
+            .await?
+            .map(|c| c.secret))
+    }
+
+    /// Queues a job (once per `dedupe_key`) and wakes a worker.
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedupe_key: Option<&str>,
+    ) -> anyhow::Result<Option<JobId>> {
+        let id = self
+            .store
+            .enqueue_job(
+                kind,
+                payload,
+                dedupe_key,
+                self.config.jobs.max_attempts,
+                None,
+            )
+            .await?;
+        self.queue.notify();
+        Ok(id)
+    }
+
+    /// Starts drafting the follow-up of one of the person's recordings: "Drafting…" in their
+    /// DM, the follow-up and its job in one transaction. From the picker and the
+    /// meeting-ready DM alike.
+    pub async fn start_followup(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        recording: i64,
+    ) -> anyhow::Result<StartOutcome> {
+        let Some(meeting) = self.store.remembered_meeting(user.id, recording).await? else {
+            return Ok(StartOutcome::Refused(
+                "I can't find that meeting among yours any more. Type `/followup` to pick it again."
+                    .to_owned(),
+            ));
+        };
+        // A double click (even one reaching another replica) must not draft twice: the first
+        // to record this key within the same two-minute window drafts.
+        let window = Utc::now().timestamp().div_euclid(120);
+        let key = format!("draft:{}:{recording}:{window}", user.id);
+        if !self.store.first_delivery(&key).await? {
+            return Ok(StartOutcome::Refused(format!(
+                "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
+                meeting.display_title()
+            )));
+        }
+        // "Drafting…" first, then the row and its job together (one transaction, carrying the
+        // message to update): a follow-up never waits on a job that does not exist, and the
+        // job never races the handler for the message. If Slack refuses the post, the job
+        // posts its own message when the draft is ready.
+        let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
+            .render_as(&Vars::new().set("title", meeting.display_title()))?;
+        let message = match self.dm(&user.slack_user_id, drafting).await {
+            Ok(message) => Some(message),
+            Err(e) => {
+                warn!(error = %e, "could not post Drafting…; the job will post the result");
+                None
+            }
+        };
+        self.store
+            .create_followup(
+                tenant.id,
+                user.id,
+                &meeting,
+                message.as_ref().map(|(dm, ts)| (dm.as_str(), ts.as_str())),
+                DRAFT_JOB,
+                self.config.jobs.max_attempts,
+            )
+            .await
+            .context("creating the follow-up")?;
+        self.queue.notify();
+        Ok(StartOutcome::Started)
+    }
+}
+
+/// What a follow-up action needs that this version does not have yet: the honest answer
+/// its buttons give until the Google and CRM features land.
+#[derive(Clone, Copy)]
+pub enum Pending {
+    Gmail,
+    Calendar,
+    CrmNote,
+    Deals,
+    Task,
+}
+
+impl Pending {
+    pub fn answer(self) -> &'static str {
+        match self {
+            Pending::Gmail => {
+                "Gmail is not connected yet: saving drafts to your mailbox comes with `/gmail-connect`, which this version does not have. Your text is saved here; copy it from *View & Edit* meanwhile."
+            }
+            Pending::Calendar => {
+                "Google Calendar is not connected yet: proposing events comes with `/gmail-connect`, which this version does not have."
+            }
+            Pending::CrmNote => {
+                "No CRM is connected yet: notes go to the CRM once `/crono-connect` is available in a coming version. Your CRM note is saved with the follow-up."
+            }
+            Pending::Deals => {
+                "No CRM is connected yet: open deals show here once `/crono-connect` is available in a coming version."
+            }
+            Pending::Task => {
+                "No CRM is connected yet: tasks can be created once `/crono-connect` is available in a coming version."
+            }
+        }
+    }
+}
+
+/// Tenants and users by Slack ids, created on first contact; profiles from `users.info`,
+/// refreshed daily; rows cached in memory for a minute (other replicas may change them).
+#[derive(Default)]
+pub struct Directory {
+    cache: Mutex<HashMap<PersonKey, Person>>,
+}
+
+/// (Slack team id, Slack user id).
+type PersonKey = (String, String);
+/// A resolved person and when they were cached.
+type Person = (Tenant, User, Instant);
+
+const CACHE_FOR: Duration = Duration::from_secs(60);
+const REFRESH_PROFILE_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+impl Directory {
+    /// Drops a cached person after their row changed.
+    pub fn forget(&self, team: &str, user: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(&(team.to_owned(), user.to_owned()));
+        }
+    }
+
+    pub async fn resolve(
+        &self,
+        store: &Store,
+        slack: &dyn SlackApi,
+        team: &str,
+        user: &str,
+    ) -> anyhow::Result<(Tenant, User)> {
+        let key = (team.to_owned(), user.to_owned());
+        if let Ok(cache) = self.cache.lock()
+            && let Some((tenant, user, at)) = cache.get(&key)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok((tenant.clone(), user.clone()));
+        }
+        let tenant = store.ensure_tenant(team).await?;
+        let mut row = store.ensure_user(tenant.id, user).await?;
+        let stale = row
+            .profile_refreshed_at
+            .is_none_or(|at| crate::store::now() - at > REFRESH_PROFILE_AFTER);
+        if stale {
+            match slack.user_info(user).await {
+                Ok(profile) => {
+                    store.update_profile(row.id, &profile).await?;
+                    row.email = profile.email;
+                    row.real_name = profile.real_name;
+                    row.tz = profile.tz;
+                    row.tz_offset_secs = profile.tz_offset_secs;
+                    row.profile_refreshed_at = Some(crate::store::now());
+                }
+                Err(e) => warn!(error = %e, "users.info failed; going on without the profile"),
+            }
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, (tenant.clone(), row.clone(), Instant::now()));
+        }
+        Ok((tenant, row))
+    }
+}

@@ -1,0 +1,175 @@
+//! Configuration → services → the running tasks (the Socket Mode loop, the job workers, the
+//! features' background tasks, the HTTP sidecar, housekeeping), and the one shutdown path.
+//! Only the command line (and tests) start the bot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::dispatch::{Dispatcher, Router};
+use crate::jobs::{self, Registry};
+use crate::registry::Features;
+use crate::server::SidecarState;
+use crate::services::Services;
+use crate::slack::socket::{SocketMode, SocketStatus};
+
+/// A started bot.
+pub struct Running {
+    pub services: Arc<Services>,
+    pub socket: SocketStatus,
+    /// Where the sidecar listens (useful when `HTTP_ADDR` asked for port 0).
+    pub http_addr: SocketAddr,
+    jobs: Registry,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Asks every part to stop; `stopped` waits for them.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+
+    /// Runs every job due now, here, without waiting for a worker (a test hook).
+    pub async fn run_due_jobs(&self) -> anyhow::Result<usize> {
+        jobs::run_due(&self.services, &self.jobs).await
+    }
+}
+
+/// Opens the database (migrating it), binds the sidecar, connects to Slack, starts workers
+/// and the features' tasks.
+pub async fn start(config: Config, features: Features) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("binding HTTP_ADDR {}", config.http.addr))?;
+    let http_addr = listener.local_addr()?;
+    let services = Arc::new(Services::build(config).await?);
+    let socket_status = SocketStatus::default();
+    let Features {
+        routes,
+        fallback,
+        jobs: registry,
+        tasks: feature_tasks,
+        http,
+    } = features;
+    let mounted = http.into_iter().fold(axum::Router::new(), |all, routes| {
+        all.merge(routes(services.clone()))
+    });
+
+    let mut router = Router::new(fallback);
+    for (route, handler) in routes {
+        router.add(route, handler);
+    }
+    let dispatcher = Arc::new(Dispatcher::new(services.clone(), router));
+    let socket = SocketMode::new(
+        services.slack.clone(),
+        dispatcher.clone(),
+        socket_status.clone(),
+        services.config.slack.connections,
+        services.config.slack.ping_interval,
+    );
+    let sidecar = SidecarState {
+        store: services.store.clone(),
+        socket: socket_status.clone(),
+        metrics: crate::telemetry::metrics(),
+    };
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = vec![
+        tokio::spawn(socket.run(shutdown.clone())),
+        tokio::spawn(jobs::run_workers(
+            services.clone(),
+            registry.clone(),
+            services.config.jobs.workers,
+            shutdown.clone(),
+        )),
+        tokio::spawn(serve(listener, sidecar, mounted, shutdown.clone())),
+        tokio::spawn(housekeeping(services.clone(), shutdown.clone())),
+    ];
+    for task in feature_tasks {
+        tasks.push(tokio::spawn(task(services.clone(), shutdown.clone())));
+    }
+    info!(%http_addr, database = services.store.backend(), "started");
+    let store = services.store.clone();
+    let task = tokio::spawn(async move {
+        for task in tasks {
+            let _ = task.await;
+        }
+        // The sockets are closed: let envelopes already acked finish before the pool goes.
+        dispatcher.drain(Duration::from_secs(10)).await;
+        store.close().await;
+        info!("stopped");
+    });
+    Ok(Running {
+        services,
+        socket: socket_status,
+        http_addr,
+        jobs: registry,
+        shutdown,
+        task,
+    })
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    state: SidecarState,
+    mounted: axum::Router,
+    shutdown: CancellationToken,
+) {
+    let router = crate::server::router(state, mounted);
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        warn!(error = %e, "the HTTP sidecar stopped with an error");
+    }
+}
+
+/// Small periodic chores: forget old delivery keys.
+async fn housekeeping(services: Arc<Services>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let cutoff = crate::store::now() - chrono::Duration::hours(24);
+                if let Err(e) = services.store.prune_deliveries(cutoff).await {
+                    warn!(error = %e, "could not prune delivery keys");
+                }
+            }
+        }
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down");
+}

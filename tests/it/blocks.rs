@@ -1,0 +1,175 @@
+//! Block Kit: every template renders, parses into slack-morphism's types and fits Slack's
+//! limits; the rendered views are snapshotted so a change to a modal shows up in review.
+
+use followup_bot::blocks::{self, Vars, check_limits};
+use followup_bot::domain::followup::{Draft, Followup};
+use followup_bot::domain::ids::{FollowupId, TenantId, UserId};
+use followup_bot::domain::meeting::Meeting;
+use followup_bot::domain::person::User;
+use followup_bot::features::followup::{edit_view, meeting_label, ready_message};
+use followup_bot::features::settings::settings_view;
+use serde_json::{Value, json};
+use slack_morphism::prelude::{SlackMessageContent, SlackView};
+
+fn user() -> User {
+    User {
+        id: UserId(1),
+        tenant_id: TenantId(1),
+        slack_user_id: "U1".into(),
+        email: Some("ada@acme.test".into()),
+        real_name: Some("Ada Lovelace".into()),
+        tz: Some("Europe/Rome".into()),
+        tz_offset_secs: Some(3600),
+        profile_refreshed_at: None,
+        email_tone: "friendly".into(),
+        language_override: None,
+        signature: Some("Ada".into()),
+        default_task_type: "call".into(),
+        default_task_time: "09:00".into(),
+        meeting_dms: true,
+    }
+}
+
+fn followup(body: &str) -> Followup {
+    Followup {
+        id: FollowupId("f00d".into()),
+        tenant_id: TenantId(1),
+        user_id: UserId(1),
+        recording_id: 7,
+        meeting_title: "Acme discovery".into(),
+        meeting_url: None,
+        meeting_started_at: Some("2026-11-20T09:00:00Z".parse().unwrap()),
+        language: Some("en".into()),
+        status: "ready".into(),
+        generator: Some("ai".into()),
+        draft: Some(Draft {
+            subject: "Thanks for today".into(),
+            body: body.into(),
+            summary: "They want faster onboarding.".into(),
+            crm_note: "Tech stack: Salesforce\n\nPain points: onboarding".into(),
+            attendees: "cto@acme.test".into(),
+            next_meeting: None,
+        }),
+        edited: None,
+        dm_channel: Some("D1".into()),
+        dm_ts: Some("1.2".into()),
+        last_error: None,
+    }
+}
+
+fn assert_fits(value: &Value) {
+    let problems = check_limits(value);
+    assert!(problems.is_empty(), "{problems:?} in {value}");
+}
+
+fn sample() -> Vars {
+    let option = json!({ "text": { "type": "plain_text", "text": "x" }, "value": "x" });
+    Vars::new()
+        .set("name", "Ada")
+        .set("callback_id", "cb")
+        .set("title", "Acme discovery")
+        .set("text", "Hello")
+        .set("metadata", "{}")
+        .set("heading", "Your meetings today")
+        .set("options", json!([option.clone()]))
+        .set("paging", json!([]))
+        .set("cursor", "{}")
+        .set("summary", "Summary")
+        .set("generator_note", "Drafted by Claude")
+        .set("id", "f00d")
+        .set("reason", "Fathom is not answering")
+        .set("when", "Fri 20 Nov, 10:00")
+        .set("recording", "7")
+        .set("notices", json!([]))
+        .set("subject", "s")
+        .set("body", "b")
+        .set("crm_note", "n")
+        .set("attendees", "a@b.c")
+}
+
+#[test]
+fn every_template_renders_parses_and_fits() {
+    for template in blocks::ALL {
+        if template.name == "followup_settings" {
+            continue; // rendered through settings_view below
+        }
+        let value = template.render(&sample()).unwrap();
+        match value["type"].as_str() {
+            Some("modal") | Some("home") => {
+                serde_json::from_value::<SlackView>(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", template.name));
+            }
+            Some("actions") | Some("context") => {}
+            _ => {
+                serde_json::from_value::<SlackMessageContent>(value.clone())
+                    .unwrap_or_else(|e| panic!("{}: {e}", template.name));
+            }
+        }
+        assert_fits(&value);
+    }
+}
+
+#[test]
+fn the_edit_modal_shows_long_texts_cut_visibly() {
+    let long = "word ".repeat(1000);
+    let view = serde_json::to_value(edit_view(&followup(&long), &user()).unwrap()).unwrap();
+    assert_fits(&view);
+    let text = view.to_string();
+    assert!(text.contains("longer than Slack allows (3000 characters)"));
+    assert!(text.contains("[…]"));
+    let body = view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["block_id"] == "body")
+        .unwrap();
+    assert_eq!(
+        body["element"]["initial_value"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count(),
+        3000
+    );
+}
+
+#[test]
+fn meeting_labels_fit_an_option() {
+    let mut meeting: Meeting = serde_json::from_value(json!({
+        "recording_id": 1,
+        "title": "A very long meeting title that goes on and on about quarterly business review topics",
+        "recording_start_time": "2026-11-20T09:00:00Z",
+        "recording_end_time": "2026-11-20T09:45:00Z",
+    }))
+    .unwrap();
+    let label = meeting_label(&meeting, &user(), false);
+    assert!(label.starts_with("10:00 – A very long"), "{label}");
+    assert!(label.ends_with("(45 min)"), "{label}");
+    assert!(label.chars().count() <= 75);
+    meeting.title = None;
+    let label = meeting_label(&meeting, &user(), true);
+    assert_eq!(label, "Fri 20 Nov 10:00 – Untitled meeting (45 min)");
+}
+
+#[test]
+fn snapshots() {
+    let edit = serde_json::to_value(edit_view(&followup("Hi Marco,\n\nthanks."), &user()).unwrap())
+        .unwrap();
+    assert_fits(&edit);
+    insta::assert_json_snapshot!("edit_modal", edit);
+
+    let ready = serde_json::to_value(
+        ready_message(
+            &followup("Hi"),
+            "Drafted by Claude from the meeting's transcript.",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_fits(&ready);
+    insta::assert_json_snapshot!("ready_message", ready);
+
+    let settings = serde_json::to_value(settings_view(&user()).unwrap()).unwrap();
+    assert_fits(&settings);
+    insta::assert_json_snapshot!("settings_modal", settings);
+}

@@ -1,0 +1,1064 @@
+//! `/followup` end to end: the real bot against fake Slack, Fathom and Anthropic.
+
+use std::time::{Duration, Instant};
+
+use crate::support::fake_anthropic::FakeAnthropic;
+use crate::support::fake_fathom::{FakeFathom, meeting};
+use crate::support::fake_slack::FakeSlack;
+use crate::support::{Backend, TestDb, bot, payloads};
+use chrono::Utc;
+use followup_bot::domain::ids::FollowupId;
+use followup_bot::domain::provider::Provider;
+use followup_bot::startup::Running;
+use followup_bot::store::credentials::{NewCredential, Subject};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const TEAM: &str = "T0SALES";
+const ADA: &str = "U0ADA";
+const BOB: &str = "U0BOB";
+const ADA_KEY: &str = "fathom-key-ada-0123456789";
+const AI_KEY: &str = "sk-ant-test-key-0001";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct World {
+    slack: FakeSlack,
+    fathom: FakeFathom,
+    anthropic: FakeAnthropic,
+    _db: TestDb,
+    settings: Vec<(String, String)>,
+    running: Option<Running>,
+}
+
+impl World {
+    async fn new(backend: Backend, ai: bool, extra: &[(&str, &str)]) -> Self {
+        let slack = FakeSlack::start().await;
+        let fathom = FakeFathom::start().await;
+        let anthropic = FakeAnthropic::start().await;
+        anthropic.add_key(AI_KEY);
+        fathom.add_key(ADA_KEY);
+        let db = TestDb::new(backend).await;
+        let mut settings = bot::settings(&slack, &db);
+        settings.retain(|(k, _)| k != "FATHOM_API_URL" && k != "ANTHROPIC_API_URL");
+        settings.push(("FATHOM_API_URL".into(), fathom.base_url()));
+        settings.push(("ANTHROPIC_API_URL".into(), anthropic.base_url()));
+        if ai {
+            settings.push(("ANTHROPIC_API_KEY".into(), AI_KEY.into()));
+        }
+        for (k, v) in extra {
+            settings.push((k.to_string(), v.to_string()));
+        }
+        let mut world = World {
+            slack,
+            fathom,
+            anthropic,
+            _db: db,
+            settings,
+            running: None,
+        };
+        world.start().await;
+        world
+    }
+
+    async fn start(&mut self) {
+        let running = bot::start_with(
+            bot::config(&self.settings),
+            followup_bot::features::all(),
+            &self.slack,
+        )
+        .await;
+        self.running = Some(running);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown();
+            running.stopped().await;
+        }
+    }
+
+    fn app(&self) -> &followup_bot::services::Services {
+        &self.running.as_ref().expect("running").services
+    }
+
+    /// Ada's Fathom key, stored as `/fathom-connect` would.
+    async fn connect(&self, user: &str, key: &str) {
+        let app = self.app();
+        let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
+        let user = app.store.ensure_user(tenant.id, user).await.unwrap();
+        app.store
+            .put_credential(
+                &app.cipher,
+                NewCredential {
+                    tenant: tenant.id,
+                    subject: Subject::User(user.id),
+                    provider: Provider::Fathom,
+                    secret: &SecretString::from(key.to_owned()),
+                    account_email: None,
+                    api_domain: None,
+                    expires_at: None,
+                    scopes: None,
+                    metadata: json!({}),
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    fn send(&self, envelope: Value) -> String {
+        self.slack.send_envelope(envelope).unwrap()
+    }
+
+    async fn command(&self, user: &str, command: &str) -> (String, String) {
+        let url_id = uuid::Uuid::new_v4().simple().to_string();
+        let id = self.send(payloads::slash_command(
+            TEAM,
+            user,
+            command,
+            "",
+            &self.slack.response_url(&url_id),
+        ));
+        self.slack.wait_for_ack(&id, WAIT).await.unwrap();
+        (id, url_id)
+    }
+
+    /// Waits until the view `id` satisfies `check`; returns it.
+    async fn view_where(&self, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(view) = self.slack.view(id)
+                && check(&view)
+            {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "view {id} never matched: {:?}",
+                self.slack.view(id)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `/followup`, and the picker once it shows meetings (or a message).
+    async fn open_picker(&self, user: &str) -> Value {
+        let before = self.slack.call_count("views.open");
+        self.command(user, "/followup").await;
+        let opened = self
+            .slack
+            .wait_for_calls("views.open", before + 1, WAIT)
+            .await
+            .unwrap();
+        let view_id = opened[before].response["view"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.view_where(&view_id, |v| !text_of(v).contains("Loading"))
+            .await
+    }
+
+    /// Picks `recording` in the picker and waits for the "ready" (or "failed") DM update.
+    async fn pick(&self, user: &str, picker: &Value, recording: u64) -> Value {
+        let updates = self.slack.call_count("chat.update");
+        let envelope = payloads::view_submission_for(
+            TEAM,
+            user,
+            picker,
+            payloads::state(&[(
+                "meeting",
+                "recording",
+                payloads::static_select_input(&recording.to_string(), "m"),
+            )]),
+        );
+        let id = self.send(envelope);
+        let ack = self.slack.wait_for_ack(&id, WAIT).await.unwrap();
+        assert!(
+            ack.payload.is_none() || ack.payload == Some(Value::Null),
+            "closes: {ack:?}"
+        );
+        let calls = self
+            .slack
+            .wait_for_calls("chat.update", updates + 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        calls[updates].body.clone()
+    }
+
+    /// Waits until Slack accepted a `method` call whose body mentions `needle`.
+    async fn wait_for_sent(&self, method: &str, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .slack
+            .calls(method)
+            .iter()
+            .any(|c| c.response["ok"] == true && text_of(&c.body).contains(needle))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no {method} with {needle:?} was sent"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn click(&self, user: &str, action: &str, value: &str, url_id: &str) -> String {
+        let mut envelope = payloads::block_actions(TEAM, user, action, value, None);
+        envelope["payload"]["response_url"] = json!(self.slack.response_url(url_id));
+        self.send(envelope)
+    }
+}
+
+fn text_of(v: &Value) -> String {
+    v.to_string()
+}
+
+fn options_of(view: &Value) -> Vec<String> {
+    view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["block_id"] == "meeting")
+        .flat_map(|b| {
+            b["element"]["options"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|o| o["text"]["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn earlier_value(view: &Value) -> Option<String> {
+    view["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["block_id"] == "paging")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["action_id"] == "followup_earlier")
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
+}
+
+fn followup_id(message: &Value) -> String {
+    message["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["action_id"] == "followup_view" || e["action_id"] == "followup_retry")
+        .and_then(|e| e["value"].as_str().map(str::to_owned))
+        .expect("a button with the follow-up id")
+}
+
+fn ai_answer(subject: &str, body: &str) -> String {
+    json!({
+        "email_subject": subject,
+        "email_body": body,
+        "meeting_summary": "They want to cut onboarding time.",
+        "crm_note": {
+            "tech_stack": "Salesforce",
+            "pain_points": "Slow onboarding",
+            "impact": "Two weeks lost per hire",
+            "next_steps": "Send pricing",
+            "roadblocks": ""
+        },
+        "next_meeting": null
+    })
+    .to_string()
+}
+
+fn add_today(fathom: &FakeFathom, key: &str, id: u64, title: &str) {
+    fathom.add_meeting(
+        key,
+        meeting(id, title, Utc::now() - chrono::Duration::seconds(30), 30),
+    );
+}
+
+#[tokio::test]
+async fn connect_with_a_bad_then_a_good_key() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.command(ADA, "/fathom-connect").await;
+    let opened = w.slack.wait_for_call("views.open", WAIT).await.unwrap();
+    let modal = opened.response["view"].clone();
+    assert_eq!(modal["callback_id"], "fathom_connect");
+
+    let submit = |key: &str| {
+        payloads::view_submission_for(
+            TEAM,
+            ADA,
+            &modal,
+            payloads::state(&[("api_key", "value", payloads::text_input(key))]),
+        )
+    };
+    let id = w.send(submit("wrong-key-0000000000000"));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let payload = ack.payload.expect("inline error");
+    assert_eq!(payload["response_action"], "errors");
+    assert!(
+        payload["errors"]["api_key"]
+            .as_str()
+            .unwrap()
+            .contains("did not accept"),
+        "{payload}"
+    );
+    let id = w.send(submit("short"));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    assert_eq!(ack.payload.unwrap()["response_action"], "errors");
+
+    let id = w.send(submit(ADA_KEY));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    assert!(ack.payload.is_none(), "closes the modal: {ack:?}");
+    let dm = w
+        .slack
+        .wait_for_call("chat.postMessage", WAIT)
+        .await
+        .unwrap();
+    assert!(text_of(&dm.body).contains("Fathom is connected"));
+    assert_eq!(
+        dm.str("channel"),
+        Some(FakeSlack::dm_channel_id(ADA).as_str())
+    );
+
+    let app = w.app();
+    let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
+    let ada = app.store.ensure_user(tenant.id, ADA).await.unwrap();
+    let stored = app
+        .store
+        .credential(
+            &app.cipher,
+            tenant.id,
+            Subject::User(ada.id),
+            Provider::Fathom,
+        )
+        .await
+        .unwrap()
+        .expect("stored");
+    use secrecy::ExposeSecret;
+    assert_eq!(stored.secret.expose_secret(), ADA_KEY);
+    // Another person of the team has no key: the key serves Ada only.
+    let bob = app.store.ensure_user(tenant.id, BOB).await.unwrap();
+    assert!(
+        app.store
+            .credential(
+                &app.cipher,
+                tenant.id,
+                Subject::User(bob.id),
+                Provider::Fathom
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_modal_opens_before_fathom_answers() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 1, "Acme discovery");
+    w.fathom.set_delay("meetings", Duration::from_secs(5));
+    let sent = Instant::now();
+    w.command(ADA, "/followup").await;
+    let opened = w.slack.wait_for_call("views.open", WAIT).await.unwrap();
+    assert!(
+        opened.received_at.duration_since(sent) < Duration::from_secs(2),
+        "views.open came {:?} after the command",
+        opened.received_at.duration_since(sent)
+    );
+    assert!(text_of(&opened.body).contains("Loading"));
+    w.fathom
+        .wait_for_calls("meetings", 1, WAIT)
+        .await
+        .expect("Fathom is being asked while the modal shows");
+    assert!(
+        w.slack.calls("views.update").is_empty(),
+        "no picker before Fathom answers"
+    );
+    let view_id = opened.response["view"]["id"].as_str().unwrap().to_owned();
+    let picker = w.view_where(&view_id, |v| !options_of(v).is_empty()).await;
+    assert!(options_of(&picker)[0].contains("Acme discovery"));
+    assert!(
+        w.fathom.include_requests().is_empty(),
+        "meetings are listed without summaries or transcripts"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn earlier_meetings_page_back_through_fathom() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    w.fathom.set_page_size(10);
+    add_today(&w.fathom, ADA_KEY, 100, "Today call");
+    for n in 0..15u64 {
+        w.fathom.add_meeting(
+            ADA_KEY,
+            meeting(
+                n + 1,
+                &format!("Old call {n}"),
+                Utc::now() - chrono::Duration::days(2 + n as i64),
+                45,
+            ),
+        );
+    }
+    let picker = w.open_picker(ADA).await;
+    let options = options_of(&picker);
+    assert_eq!(options.len(), 1, "{options:?}");
+    assert!(options[0].contains("Today call") && options[0].contains("(30 min)"));
+    let view_id = picker["id"].as_str().unwrap().to_owned();
+
+    let mut seen = Vec::new();
+    let mut current = picker;
+    for expected in [10usize, 5] {
+        let value = earlier_value(&current).expect("an Earlier meetings button");
+        let mut envelope =
+            payloads::block_actions(TEAM, ADA, "followup_earlier", &value, Some(current.clone()));
+        envelope["payload"]["view"]["id"] = json!(view_id);
+        let id = w.send(envelope);
+        w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+        let previous = current.clone();
+        current = w
+            .view_where(&view_id, |v| {
+                v != &previous && !options_of(v).is_empty() && !text_of(v).contains("Loading")
+            })
+            .await;
+        let options = options_of(&current);
+        assert_eq!(options.len(), expected, "{options:?}");
+        seen.extend(options);
+    }
+    assert!(earlier_value(&current).is_none(), "no more pages");
+    let problems = followup_bot::blocks::check_limits(&current);
+    assert!(
+        problems.is_empty(),
+        "the last page fits Block Kit: {problems:?}"
+    );
+    assert!(seen[0].contains("Old call 0"), "newest first: {seen:?}");
+    assert!(seen.iter().all(|o| o.chars().count() <= 75));
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 15);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn fathom_trouble_is_shown_in_the_modal() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, "revoked-key-0000000000").await;
+    let view = w.open_picker(ADA).await;
+    assert!(text_of(&view).contains("/fathom-connect"), "{view}");
+
+    w.connect(ADA, ADA_KEY).await;
+    w.fathom.rate_limit_next("meetings", 42, 1);
+    let view = w.open_picker(ADA).await;
+    assert!(text_of(&view).contains("42 seconds"), "{view}");
+
+    w.fathom.fail_next("meetings", 503, 1);
+    let view = w.open_picker(ADA).await;
+    assert!(text_of(&view).contains("not answering"), "{view}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_fathom_key_the_modal_says_how_to_connect() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    let view = w.open_picker(BOB).await;
+    assert!(text_of(&view).contains("/fathom-connect"));
+    assert_eq!(w.fathom.calls().len(), 0);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_ai_draft_in_the_meeting_language_reaches_the_dm_and_the_edit_modal() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut w = World::new(backend, true, &[]).await;
+        w.connect(ADA, ADA_KEY).await;
+        w.fathom.add_meeting(
+            ADA_KEY,
+            meeting(
+                7,
+                "Riunione Acme",
+                Utc::now() - chrono::Duration::seconds(30),
+                30,
+            )
+            .transcript_language(Some("it")),
+        );
+        w.fathom
+            .set_summary(7, "## Riepilogo\nVogliono ridurre i tempi.");
+        w.anthropic
+            .push_text(ai_answer("Grazie per la call", "Ciao Marco,\n\ngrazie..."));
+        let picker = w.open_picker(ADA).await;
+        let channel_before = w.slack.calls("chat.postMessage").len();
+        let ready = w.pick(ADA, &picker, 7).await;
+        // The "Drafting…" message went to Ada's DM, not the channel of the command.
+        let posts = w.slack.calls("chat.postMessage");
+        let drafting = &posts[channel_before];
+        assert_eq!(
+            drafting.str("channel"),
+            Some(FakeSlack::dm_channel_id(ADA).as_str())
+        );
+        assert!(text_of(&drafting.body).contains("Drafting your follow-up for"));
+        assert!(
+            text_of(&ready).contains("Follow-up ready: Riunione Acme"),
+            "{ready}"
+        );
+        assert!(text_of(&ready).contains("Drafted by Claude"));
+        for action in [
+            "followup_view",
+            "followup_gmail",
+            "followup_calendar",
+            "followup_crm_note",
+            "followup_deals",
+            "followup_task",
+        ] {
+            assert!(text_of(&ready).contains(action), "{action} button");
+        }
+        let request = &w.anthropic.requests()[0];
+        let system = request.system_text().unwrap();
+        assert!(system.contains("in Italian"), "{system}");
+        assert!(!system.contains("None"));
+        assert!(request.all_text().contains("Vogliono ridurre"));
+        assert_eq!(
+            w.fathom.call_count("summary") + w.fathom.call_count("transcript"),
+            2
+        );
+
+        // View & Edit shows the generated text.
+        let id = followup_id(&ready);
+        let opens = w.slack.call_count("views.open");
+        let click = w.click(ADA, "followup_view", &id, "view");
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let calls = w
+            .slack
+            .wait_for_calls("views.open", opens + 1, WAIT)
+            .await
+            .unwrap();
+        let edit = &calls[opens].body["view"];
+        assert_eq!(edit["title"]["text"], "Edit Follow-up");
+        let text = text_of(edit);
+        assert!(text.contains("Grazie per la call") && text.contains("Ciao Marco"));
+        assert!(
+            text.contains("Pain points: Slow onboarding"),
+            "the CRM note is filled"
+        );
+        w.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn when_the_ai_keeps_failing_the_template_is_used_and_said() {
+    let mut w = World::new(Backend::Sqlite, true, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 9, "Globex demo");
+    w.fathom.set_summary(9, "Globex wants a pilot.");
+    for _ in 0..4 {
+        w.anthropic
+            .push_error(529, "overloaded_error", "Overloaded", None);
+    }
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 9).await;
+    assert!(text_of(&ready).contains("Follow-up ready: Globex demo"));
+    assert!(text_of(&ready).contains("template"), "{ready}");
+    assert!(text_of(&ready).contains("AI was unavailable"), "{ready}");
+    assert_eq!(
+        w.anthropic.request_count(),
+        4,
+        "tried, retried 3 times, gave up"
+    );
+
+    // An answer that is not valid JSON twice also falls back.
+    add_today(&w.fathom, ADA_KEY, 10, "Initech call");
+    w.anthropic.push_text("Sure! Here's an email: Dear...");
+    w.anthropic.push_text("{\"email_subject\": \"\"}");
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 10).await;
+    assert!(text_of(&ready).contains("unusable twice"), "{ready}");
+    let repair = &w.anthropic.requests()[5];
+    assert!(
+        repair
+            .last_user_text()
+            .unwrap()
+            .contains("could not be used")
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_ai_key_the_template_is_used() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 11, "Umbrella intro");
+    w.fathom.set_summary(11, "Umbrella needs SSO.");
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 11).await;
+    assert!(
+        text_of(&ready).contains("no AI key is configured"),
+        "{ready}"
+    );
+    assert_eq!(w.anthropic.request_count(), 0);
+    let app = w.app();
+    let id = FollowupId(followup_id(&ready));
+    let followup = app.store.followup_by_id(&id).await.unwrap().unwrap();
+    let draft = followup.draft.unwrap();
+    assert!(draft.body.contains("Umbrella needs SSO."), "{}", draft.body);
+    assert_eq!(followup.generator.as_deref(), Some("template"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn edits_are_what_later_actions_see_and_other_people_are_refused() {
+    let mut w = World::new(Backend::Sqlite, true, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 12, "Hooli pricing");
+    w.anthropic
+        .push_text(ai_answer("Original subject", "Original body"));
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 12).await;
+    let id = followup_id(&ready);
+
+    // Ada edits and saves.
+    let opens = w.slack.call_count("views.open");
+    let click = w.click(ADA, "followup_view", &id, "v1");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let calls = w
+        .slack
+        .wait_for_calls("views.open", opens + 1, WAIT)
+        .await
+        .unwrap();
+    let edit = calls[opens].response["view"].clone();
+    let edited = |subject: &str, body: &str| {
+        payloads::state(&[
+            ("subject", "value", payloads::text_input(subject)),
+            ("body", "value", payloads::text_input(body)),
+            ("summary", "value", payloads::text_input("Edited summary")),
+            ("crm_note", "value", payloads::text_input("Edited note")),
+            ("attendees", "value", payloads::text_input("cto@hooli.com")),
+        ])
+    };
+    let submit = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &edit,
+        edited("", "body"),
+    ));
+    let ack = w.slack.wait_for_ack(&submit, WAIT).await.unwrap();
+    assert_eq!(
+        ack.payload.unwrap()["errors"]["subject"],
+        "The email needs a subject."
+    );
+    let submit = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &edit,
+        edited("Edited subject", "Edited body"),
+    ));
+    w.slack.wait_for_ack(&submit, WAIT).await.unwrap();
+    let app = w.app();
+    let fid = FollowupId(id.clone());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let f = app.store.followup_by_id(&fid).await.unwrap().unwrap();
+        if f.edited.is_some() {
+            assert_eq!(f.current().unwrap().subject, "Edited subject");
+            assert_eq!(f.current().unwrap().crm_note, "Edited note");
+            break;
+        }
+        assert!(Instant::now() < deadline, "edits never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A button inside the open modal saves what is typed there before acting.
+    let mut in_modal =
+        payloads::block_actions(TEAM, ADA, "followup_gmail", &id, Some(edit.clone()));
+    in_modal["payload"]["view"]["state"] =
+        json!({ "values": edited("Typed subject", "Typed body") });
+    let click = w.send(in_modal);
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let f = app.store.followup_by_id(&fid).await.unwrap().unwrap();
+        if f.current().unwrap().subject == "Typed subject" {
+            assert_eq!(f.current().unwrap().body, "Typed body");
+            break;
+        }
+        assert!(Instant::now() < deadline, "in-modal edits never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The re-opened modal shows the latest text.
+    let opens = w.slack.call_count("views.open");
+    let click = w.click(ADA, "followup_view", &id, "v2");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let calls = w
+        .slack
+        .wait_for_calls("views.open", opens + 1, WAIT)
+        .await
+        .unwrap();
+    assert!(text_of(&calls[opens].body).contains("Typed body"));
+
+    // The unconnected integrations answer honestly.
+    let click = w.click(ADA, "followup_crm_note", &id, "crm");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let answer = w.slack.wait_for_response_post("crm", WAIT).await.unwrap();
+    assert!(text_of(&answer.body).contains("No CRM is connected yet"));
+
+    // Bob clicks Ada's buttons: refused, nothing shown or changed.
+    let opens = w.slack.call_count("views.open");
+    for (action, url) in [
+        ("followup_view", "b1"),
+        ("followup_gmail", "b2"),
+        ("followup_retry", "b3"),
+    ] {
+        let click = w.click(BOB, action, &id, url);
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let answer = w.slack.wait_for_response_post(url, WAIT).await.unwrap();
+        assert!(
+            text_of(&answer.body).contains("belongs to someone else"),
+            "{action}: {}",
+            answer.body
+        );
+    }
+    let mut bob_edit = payloads::view_submission_for(TEAM, BOB, &edit, edited("Bob was here", "x"));
+    bob_edit["payload"]["view"]["private_metadata"] = json!(id);
+    let submit = w.send(bob_edit);
+    w.slack.wait_for_ack(&submit, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.slack.call_count("views.open"), opens);
+    let f = app.store.followup_by_id(&fid).await.unwrap().unwrap();
+    assert_eq!(f.current().unwrap().subject, "Typed subject");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_with_a_draft_in_flight_delivers_it_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut w = World::new(backend, false, &[("JOB_SHUTDOWN_GRACE_SECS", "0")]).await;
+        w.connect(ADA, ADA_KEY).await;
+        add_today(&w.fathom, ADA_KEY, 21, "Stark renewal");
+        w.fathom.set_delay("summary", Duration::from_secs(3));
+        let picker = w.open_picker(ADA).await;
+        let envelope = payloads::view_submission_for(
+            TEAM,
+            ADA,
+            &picker,
+            payloads::state(&[(
+                "meeting",
+                "recording",
+                payloads::static_select_input("21", "m"),
+            )]),
+        );
+        let id = w.send(envelope);
+        w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+        w.fathom.wait_for_calls("summary", 1, WAIT).await.unwrap();
+        // The draft is mid-flight: stop now, and start again.
+        w.stop().await;
+        w.fathom.set_delay("summary", Duration::ZERO);
+        w.start().await;
+        let updates = w
+            .slack
+            .wait_for_calls("chat.update", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(text_of(&updates[0].body).contains("Follow-up ready: Stark renewal"));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let ready = w
+            .slack
+            .calls("chat.update")
+            .iter()
+            .filter(|c| text_of(&c.body).contains("Follow-up ready"))
+            .count();
+        assert_eq!(ready, 1, "delivered once");
+        w.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_recording_is_announced_once_even_across_a_restart() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut w = World::new(backend, false, &[("FATHOM_POLL_INTERVAL_SECS", "1")]).await;
+        w.connect(ADA, ADA_KEY).await;
+        // The first poll only notes the time: older recordings are not announced.
+        w.fathom.add_meeting(
+            ADA_KEY,
+            meeting(
+                30,
+                "Old history",
+                Utc::now() - chrono::Duration::days(3),
+                30,
+            ),
+        );
+        w.fathom.wait_for_calls("meetings", 0, WAIT).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // A recording made after the person connected.
+        w.fathom
+            .add_meeting(ADA_KEY, meeting(31, "Wayne kickoff", Utc::now(), 30));
+        let announced = |w: &World| {
+            w.slack
+                .calls("chat.postMessage")
+                .iter()
+                .filter(|c| text_of(&c.body).contains("Recording ready"))
+                .map(|c| text_of(&c.body))
+                .collect::<Vec<_>>()
+        };
+        w.wait_for_sent("chat.postMessage", "Recording ready", WAIT)
+            .await;
+        w.stop().await;
+        w.start().await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        let all = announced(&w);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(all[0].contains("Wayne kickoff") && all[0].contains("recording_draft"));
+        assert!(!all[0].contains("Old history"));
+
+        // Its "Draft follow-up" button drafts; Bob cannot use it.
+        let click = w.click(BOB, "recording_draft", "31", "bob");
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let answer = w.slack.wait_for_response_post("bob", WAIT).await.unwrap();
+        assert!(text_of(&answer.body).contains("belongs to someone else"));
+        let click = w.click(ADA, "recording_draft", "31", "ada");
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let updates = w
+            .slack
+            .wait_for_calls("chat.update", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(text_of(&updates[0].body).contains("Follow-up ready: Wayne kickoff"));
+        // A second click does not draft twice.
+        let click = w.click(ADA, "recording_draft", "31", "again");
+        w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        let answer = w.slack.wait_for_response_post("again", WAIT).await.unwrap();
+        assert!(
+            text_of(&answer.body).contains("a moment ago"),
+            "{}",
+            answer.body
+        );
+        w.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_announcement_slack_refused_is_sent_on_the_next_poll() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "1")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    w.fathom.wait_for_calls("meetings", 0, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    w.slack
+        .set_error_times("chat.postMessage", "internal_error", 1);
+    w.fathom
+        .add_meeting(ADA_KEY, meeting(60, "Tyrell sync", Utc::now(), 30));
+    w.wait_for_sent("chat.postMessage", "Tyrell sync", WAIT)
+        .await;
+    let sent = w
+        .slack
+        .calls("chat.postMessage")
+        .iter()
+        .filter(|c| c.response["ok"] == true && text_of(&c.body).contains("Tyrell sync"))
+        .count();
+    assert_eq!(sent, 1, "announced once after Slack's error");
+    assert!(
+        w.slack
+            .calls("chat.postMessage")
+            .iter()
+            .any(|c| c.status != 200 || c.response["ok"] == false),
+        "the first attempt was refused"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn settings_are_saved_and_used() {
+    let mut w = World::new(Backend::Sqlite, true, &[]).await;
+    w.command(ADA, "/followup-settings").await;
+    let opened = w.slack.wait_for_call("views.open", WAIT).await.unwrap();
+    let modal = opened.response["view"].clone();
+    let state = |time: &str| {
+        payloads::state(&[
+            (
+                "tone",
+                "value",
+                payloads::static_select_input("friendly", "Friendly"),
+            ),
+            (
+                "language",
+                "value",
+                payloads::static_select_input("fr", "French"),
+            ),
+            (
+                "signature",
+                "value",
+                payloads::text_input("Ada — Acme Sales"),
+            ),
+            (
+                "task_type",
+                "value",
+                payloads::static_select_input("call", "Call"),
+            ),
+            ("task_time", "value", payloads::time_input(time)),
+            (
+                "meeting_dms",
+                "value",
+                payloads::static_select_input("off", "No"),
+            ),
+        ])
+    };
+    let id = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &modal,
+        state("25:99"),
+    ));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    assert!(ack.payload.unwrap()["errors"]["task_time"].is_string());
+    let id = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &modal,
+        state("08:30"),
+    ));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    assert!(ack.payload.is_none());
+
+    let app = w.app();
+    let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let user = loop {
+        let user = app.store.ensure_user(tenant.id, ADA).await.unwrap();
+        if user.email_tone == "friendly" {
+            break user;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(user.language_override.as_deref(), Some("fr"));
+    assert_eq!(user.default_task_time, "08:30");
+    assert!(!user.meeting_dms);
+
+    // The draft uses them.
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 40, "Cyberdyne");
+    w.anthropic.push_text(ai_answer("Merci", "Bonjour"));
+    let picker = w.open_picker(ADA).await;
+    w.pick(ADA, &picker, 40).await;
+    let system = w.anthropic.requests()[0].system_text().unwrap();
+    assert!(system.contains("in French") && system.contains("friendly tone"));
+    assert!(system.contains("Ada — Acme Sales"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_draft_says_why_and_retry_recovers() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 50, "Soylent review");
+    let picker = w.open_picker(ADA).await;
+    // The key is revoked in Fathom between listing and drafting: nothing to retry blindly.
+    w.fathom.remove_key(ADA_KEY);
+    let failed = w.pick(ADA, &picker, 50).await;
+    let text = text_of(&failed);
+    assert!(text.contains("could not be drafted"), "{text}");
+    assert!(text.contains("/fathom-connect"), "says what failed: {text}");
+    assert!(text.contains("followup_retry"), "offers Retry: {text}");
+
+    w.fathom.add_key(ADA_KEY);
+    let id = followup_id(&failed);
+    let click = w.click(ADA, "followup_retry", &id, "retry");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    w.wait_for_sent(
+        "chat.update",
+        "Follow-up ready: Soylent review",
+        Duration::from_secs(30),
+    )
+    .await;
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_poller_backs_off_when_fathom_rate_limits() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "1")],
+    )
+    .await;
+    w.fathom.rate_limit_next("meetings", 5, 1);
+    w.connect(ADA, ADA_KEY).await;
+    // First poll notes the time; the second asks Fathom and gets a 429 with Retry-After: 5.
+    let calls = w.fathom.wait_for_calls("meetings", 1, WAIT).await.unwrap();
+    assert_eq!(calls[0].status, 429);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(
+        w.fathom.call_count("meetings"),
+        1,
+        "waits out Retry-After instead of polling every second"
+    );
+    w.fathom
+        .wait_for_calls("meetings", 2, Duration::from_secs(10))
+        .await
+        .expect("polls again after the back-off");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn when_slack_refuses_drafting_the_draft_still_arrives() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 70, "Oscorp check-in");
+    let picker = w.open_picker(ADA).await;
+    w.slack
+        .set_error_times("chat.postMessage", "internal_error", 1);
+    let id = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &picker,
+        payloads::state(&[(
+            "meeting",
+            "recording",
+            payloads::static_select_input("70", "m"),
+        )]),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.wait_for_sent(
+        "chat.postMessage",
+        "Follow-up ready: Oscorp check-in",
+        Duration::from_secs(30),
+    )
+    .await;
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_double_click_drafts_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let mut w = World::new(backend, false, &[]).await;
+        w.connect(ADA, ADA_KEY).await;
+        add_today(&w.fathom, ADA_KEY, 80, "Initrode demo");
+        w.open_picker(ADA).await; // Fathom listed it for Ada
+        let a = w.click(ADA, "recording_draft", "80", "first");
+        let b = w.click(ADA, "recording_draft", "80", "second");
+        w.slack.wait_for_ack(&a, WAIT).await.unwrap();
+        w.slack.wait_for_ack(&b, WAIT).await.unwrap();
+        w.slack
+            .wait_for_calls("chat.update", 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let drafted = w
+            .slack
+            .calls("chat.update")
+            .iter()
+            .filter(|c| text_of(&c.body).contains("Follow-up ready: Initrode demo"))
+            .count();
+        assert_eq!(drafted, 1, "one draft for two clicks");
+        let told = w
+            .slack
+            .response_posts()
+            .iter()
+            .filter(|p| text_of(&p.body).contains("a moment ago"))
+            .count();
+        assert_eq!(told, 1, "the second click is answered");
+        w.stop().await;
+    }
+}

@@ -1,0 +1,495 @@
+//! The store test-suite, run against both SQLite and PostgreSQL.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::support::TestDb;
+use followup_bot::crypto::{Cipher, generate_key};
+use followup_bot::domain::person::Profile;
+use followup_bot::domain::provider::Provider;
+use followup_bot::store::credentials::{NewCredential, Subject};
+use followup_bot::store::{Store, oauth_states};
+use secrecy::{ExposeSecret, SecretString};
+
+both_backends!(
+    tenants_and_users_are_created_once,
+    users_are_scoped_to_their_tenant,
+    credentials_are_sealed_at_rest,
+    revoked_credentials_are_not_served,
+    oauth_state_is_single_use,
+    expired_oauth_state_is_refused,
+    jobs_are_claimed_completed_retried_and_dead_lettered,
+    job_dedupe_key_enqueues_once,
+    a_job_whose_worker_died_is_claimed_again,
+    released_jobs_do_not_count_an_attempt,
+    concurrent_claims_never_share_a_job,
+    deliveries_are_recorded_once,
+    leases_have_one_holder,
+    audit_entries_are_kept,
+);
+
+fn cipher() -> Cipher {
+    Cipher::new(&SecretString::from(generate_key()), &[]).unwrap()
+}
+
+async fn tenants_and_users_are_created_once(store: Store, _db: &TestDb) {
+    let t1 = store.ensure_tenant("T001").await.unwrap();
+    let t2 = store.ensure_tenant("T001").await.unwrap();
+    assert_eq!(t1.id, t2.id);
+    let u1 = store.ensure_user(t1.id, "U001").await.unwrap();
+    let u2 = store.ensure_user(t1.id, "U001").await.unwrap();
+    assert_eq!(u1.id, u2.id);
+    assert_eq!(u1.email_tone, "professional");
+    assert!(u1.meeting_dms);
+    assert!(u1.profile_refreshed_at.is_none());
+
+    let profile = Profile {
+        email: Some("ada@example.com".into()),
+        real_name: Some("Ada Lovelace".into()),
+        tz: Some("Europe/Rome".into()),
+        tz_offset_secs: Some(3600),
+    };
+    store.update_profile(u1.id, &profile).await.unwrap();
+    let u = store.user(t1.id, u1.id).await.unwrap().unwrap();
+    assert_eq!(u.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(u.tz.as_deref(), Some("Europe/Rome"));
+    assert_eq!(u.tz_offset_secs, Some(3600));
+    assert!(u.profile_refreshed_at.is_some());
+}
+
+async fn users_are_scoped_to_their_tenant(store: Store, _db: &TestDb) {
+    let a = store.ensure_tenant("TA").await.unwrap();
+    let b = store.ensure_tenant("TB").await.unwrap();
+    let ua = store.ensure_user(a.id, "U1").await.unwrap();
+    let ub = store.ensure_user(b.id, "U1").await.unwrap();
+    assert_ne!(
+        ua.id, ub.id,
+        "the same Slack user id in two teams is two people"
+    );
+    assert!(store.user(b.id, ua.id).await.unwrap().is_none());
+}
+
+/// Every secret must be unreadable in the raw database: the SQLite file (and its WAL) bytes,
+/// or every credentials row as text on PostgreSQL.
+async fn credentials_are_sealed_at_rest(store: Store, db: &TestDb) {
+    let cipher = cipher();
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let user = store.ensure_user(tenant.id, "U1").await.unwrap();
+    let secret = SecretString::from("fathom-live-key-ABCDEF123456".to_owned());
+    store
+        .put_credential(
+            &cipher,
+            NewCredential {
+                tenant: tenant.id,
+                subject: Subject::User(user.id),
+                provider: Provider::Fathom,
+                secret: &secret,
+                account_email: Some("ada@example.com"),
+                api_domain: None,
+                expires_at: None,
+                scopes: None,
+                metadata: serde_json::json!({"note": "checked"}),
+            },
+        )
+        .await
+        .unwrap();
+    let found = store
+        .credential(&cipher, tenant.id, Subject::User(user.id), Provider::Fathom)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(found.secret.expose_secret(), "fathom-live-key-ABCDEF123456");
+    assert_eq!(found.account_email.as_deref(), Some("ada@example.com"));
+    assert_eq!(found.metadata["note"], "checked");
+    // Another user of the same tenant does not get it.
+    let other = store.ensure_user(tenant.id, "U2").await.unwrap();
+    assert!(
+        store
+            .credential(
+                &cipher,
+                tenant.id,
+                Subject::User(other.id),
+                Provider::Fathom
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let needle = b"ABCDEF123456";
+    match &store {
+        Store::Sqlite(pool) => {
+            sqlx::query("PRAGMA wal_checkpoint(FULL)")
+                .execute(pool)
+                .await
+                .unwrap();
+            for entry in std::fs::read_dir(db.dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap();
+                if path.extension().is_some_and(|e| e == "key") {
+                    continue;
+                }
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "secret found in clear in {}",
+                    path.display()
+                );
+            }
+        }
+        Store::Postgres(pool) => {
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT row_to_json(c)::text FROM credentials c")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            assert_eq!(rows.len(), 1);
+            for (row,) in rows {
+                assert!(!row.contains("ABCDEF123456"), "secret in clear: {row}");
+                // BYTEA renders as hex in JSON: check that too.
+                let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+                assert!(!row.contains(&hex), "secret in clear (hex): {row}");
+            }
+        }
+    }
+
+    // A blob copied to another row does not open there.
+    let stranger = Cipher::new(&SecretString::from(generate_key()), &[]).unwrap();
+    assert!(
+        store
+            .credential(
+                &stranger,
+                tenant.id,
+                Subject::User(user.id),
+                Provider::Fathom
+            )
+            .await
+            .is_err(),
+        "another key cannot open it"
+    );
+}
+
+async fn revoked_credentials_are_not_served(store: Store, _db: &TestDb) {
+    let cipher = cipher();
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let secret = SecretString::from("crono-secret".to_owned());
+    store
+        .put_credential(
+            &cipher,
+            NewCredential {
+                tenant: tenant.id,
+                subject: Subject::Tenant,
+                provider: Provider::Crono,
+                secret: &secret,
+                account_email: None,
+                api_domain: None,
+                expires_at: Some(chrono::Utc::now()),
+                scopes: Some("all"),
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .revoke_credential(tenant.id, Subject::Tenant, Provider::Crono)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .credential(&cipher, tenant.id, Subject::Tenant, Provider::Crono)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_credential(tenant.id, Subject::Tenant, Provider::Crono)
+            .await
+            .unwrap()
+    );
+}
+
+async fn oauth_state_is_single_use(store: Store, _db: &TestDb) {
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let user = store.ensure_user(tenant.id, "U1").await.unwrap();
+    let state = oauth_states::new_state();
+    assert!(state.len() >= 43);
+    store
+        .create_oauth_state(
+            &state,
+            "google",
+            tenant.id,
+            user.id,
+            Some(vec![1, 2, 3]),
+            &serde_json::json!({"followup": "x"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .consume_oauth_state(&state, "hubspot")
+            .await
+            .unwrap()
+            .is_none(),
+        "a state is bound to its provider"
+    );
+    let used = store
+        .consume_oauth_state(&state, "google")
+        .await
+        .unwrap()
+        .expect("first use");
+    assert_eq!(used.user_id, user.id);
+    assert_eq!(used.pkce_verifier, Some(vec![1, 2, 3]));
+    assert!(
+        store
+            .consume_oauth_state(&state, "google")
+            .await
+            .unwrap()
+            .is_none(),
+        "replay refused"
+    );
+    assert!(
+        store
+            .consume_oauth_state("made-up", "google")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn expired_oauth_state_is_refused(store: Store, _db: &TestDb) {
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let user = store.ensure_user(tenant.id, "U1").await.unwrap();
+    let state = oauth_states::new_state();
+    store
+        .create_oauth_state(
+            &state,
+            "zoho",
+            tenant.id,
+            user.id,
+            None,
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    let past = followup_bot::store::now() - chrono::Duration::minutes(11);
+    match &store {
+        Store::Sqlite(p) => sqlx::query("UPDATE oauth_states SET expires_at = $1")
+            .bind(past)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Store::Postgres(p) => sqlx::query("UPDATE oauth_states SET expires_at = $1")
+            .bind(past)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    assert!(
+        store
+            .consume_oauth_state(&state, "zoho")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn jobs_are_claimed_completed_retried_and_dead_lettered(store: Store, _db: &TestDb) {
+    let lease = Duration::from_secs(60);
+    assert!(store.claim_job("w", lease).await.unwrap().is_none());
+    let a = store
+        .enqueue_job("draft", &serde_json::json!({"n": 1}), None, 2, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = followup_bot::store::now() + chrono::Duration::hours(1);
+    store
+        .enqueue_job("draft", &serde_json::json!({"n": 2}), None, 2, Some(later))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let job = store.claim_job("w", lease).await.unwrap().expect("due job");
+    assert_eq!(job.id, a);
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.payload, r#"{"n":1}"#);
+    assert!(
+        store.claim_job("w", lease).await.unwrap().is_none(),
+        "the other job is not due and this one is leased"
+    );
+
+    // Retry: due again at once (retry_at now), attempts counted.
+    store
+        .fail_job(job.id, "429 from Fathom", Some(followup_bot::store::now()))
+        .await
+        .unwrap();
+    let rec = crate::support::job(&store, job.id).await;
+    assert_eq!(rec.status, "queued");
+    assert_eq!(rec.last_error.as_deref(), Some("429 from Fathom"));
+    let again = store.claim_job("w", lease).await.unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (a, 2));
+
+    store
+        .fail_job(again.id, "still failing", None)
+        .await
+        .unwrap();
+    let rec = crate::support::job(&store, a).await;
+    assert_eq!(rec.status, "dead");
+
+    let counts = store.job_counts().await.unwrap();
+    assert!(counts.contains(&("dead".to_owned(), 1)), "{counts:?}");
+    assert!(counts.contains(&("queued".to_owned(), 1)), "{counts:?}");
+
+    let b = store
+        .enqueue_job("draft", &serde_json::json!({}), None, 2, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store.claim_job("w", lease).await.unwrap().unwrap();
+    assert_eq!(job.id, b);
+    store.complete_job(b).await.unwrap();
+    assert_eq!(crate::support::job(&store, b).await.status, "done");
+}
+
+async fn job_dedupe_key_enqueues_once(store: Store, _db: &TestDb) {
+    let payload = serde_json::json!({"followup": "f1"});
+    let first = store
+        .enqueue_job("gmail", &payload, Some("gmail:f1"), 3, None)
+        .await
+        .unwrap();
+    let second = store
+        .enqueue_job("gmail", &payload, Some("gmail:f1"), 3, None)
+        .await
+        .unwrap();
+    assert!(first.is_some());
+    assert!(second.is_none(), "double click enqueues once");
+}
+
+async fn a_job_whose_worker_died_is_claimed_again(store: Store, _db: &TestDb) {
+    let id = store
+        .enqueue_job("draft", &serde_json::json!({}), None, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store
+        .claim_job("dead-worker", Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.id, id);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = store
+        .claim_job("live-worker", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the lease ran out, so the job is claimable again");
+    assert_eq!((again.id, again.attempts), (id, 2));
+
+    // SQLite (one process) requeues a running job at start without waiting for the lease.
+    let requeued = store.requeue_orphaned_jobs().await.unwrap();
+    match store {
+        Store::Sqlite(_) => {
+            assert_eq!(requeued, 1);
+            assert_eq!(crate::support::job(&store, id).await.status, "queued");
+        }
+        Store::Postgres(_) => assert_eq!(requeued, 0, "replicas rely on leases"),
+    }
+}
+
+async fn released_jobs_do_not_count_an_attempt(store: Store, _db: &TestDb) {
+    let id = store
+        .enqueue_job("draft", &serde_json::json!({}), None, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim_job("w", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.release_job(id).await.unwrap();
+    let rec = crate::support::job(&store, id).await;
+    assert_eq!((rec.status.as_str(), rec.attempts), ("queued", 0));
+}
+
+async fn concurrent_claims_never_share_a_job(store: Store, _db: &TestDb) {
+    for n in 0..30 {
+        store
+            .enqueue_job("draft", &serde_json::json!({ "n": n }), None, 3, None)
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(job) = store
+                .claim_job(&format!("w{w}"), Duration::from_secs(60))
+                .await
+                .unwrap()
+            {
+                got.push(job.id);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 30, "every job claimed");
+    assert_eq!(unique.len(), 30, "no job claimed twice");
+}
+
+async fn deliveries_are_recorded_once(store: Store, _db: &TestDb) {
+    assert!(store.first_delivery("event:Ev1").await.unwrap());
+    assert!(!store.first_delivery("event:Ev1").await.unwrap());
+    assert!(store.first_delivery("envelope:e2").await.unwrap());
+    let pruned = store
+        .prune_deliveries(followup_bot::store::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    assert!(store.first_delivery("event:Ev1").await.unwrap());
+}
+
+async fn leases_have_one_holder(store: Store, _db: &TestDb) {
+    let ttl = Duration::from_millis(200);
+    assert!(store.try_lease("poller", "a", ttl).await.unwrap());
+    assert!(
+        store.try_lease("poller", "a", ttl).await.unwrap(),
+        "renewal"
+    );
+    assert!(!store.try_lease("poller", "b", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        store.try_lease("poller", "b", ttl).await.unwrap(),
+        "expired"
+    );
+    assert!(!store.try_lease("poller", "a", ttl).await.unwrap());
+    store.release_lease("poller", "b").await.unwrap();
+    assert!(store.try_lease("poller", "a", ttl).await.unwrap());
+}
+
+async fn audit_entries_are_kept(store: Store, _db: &TestDb) {
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let user = store.ensure_user(tenant.id, "U1").await.unwrap();
+    store
+        .audit(
+            tenant.id,
+            Some(user.id),
+            "gmail.draft",
+            "google",
+            "ok",
+            None,
+        )
+        .await
+        .unwrap();
+    let entries = store.audit_entries(tenant.id).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].action, "gmail.draft");
+}

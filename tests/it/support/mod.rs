@@ -1,0 +1,119 @@
+//! Test support: fresh databases on both backends, fakes of the outside world, and a way to
+//! start the real bot against them.
+#![allow(dead_code)]
+
+pub mod bot;
+pub mod fake_anthropic;
+pub mod fake_fathom;
+pub mod fake_slack;
+pub mod payloads;
+
+use std::sync::Once;
+
+use followup_bot::store::Store;
+use sqlx::Connection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}/bot.db?mode=rwc", dir.path().display()),
+            Backend::Postgres => {
+                let base = std::env::var("TEST_POSTGRES_URL").expect(
+                    "TEST_POSTGRES_URL is not set: run scripts/test (it starts a throwaway \
+                     PostgreSQL), or point it at a role with CREATEDB",
+                );
+                let mut admin = sqlx::PgConnection::connect(&base)
+                    .await
+                    .expect("connect to TEST_POSTGRES_URL");
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .expect("create a test database");
+                let mut url = url::Url::parse(&base).expect("TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                url.to_string()
+            }
+        };
+        Self { url, dir }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url).await.expect("open and migrate")
+    }
+}
+
+/// Process-wide test setup: the ring TLS provider, and logs when `TEST_LOG=1`.
+pub fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+            followup_bot::telemetry::init_logs(
+                followup_bot::config::LogFormat::Pretty,
+                "debug,sqlx=warn,hyper=info,tungstenite=info,tokio_tungstenite=info",
+            );
+        }
+    });
+}
+
+/// Runs a store test against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = $crate::support::TestDb::new($crate::support::Backend::Sqlite).await;
+                    super::$name(db.store().await, &db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = $crate::support::TestDb::new($crate::support::Backend::Postgres).await;
+                    super::$name(db.store().await, &db).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A job's row as the tests look at it (the shipped bot has no use for reading one).
+#[derive(Debug, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: followup_bot::domain::ids::JobId,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub run_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn job(store: &Store, id: followup_bot::domain::ids::JobId) -> JobRow {
+    const SQL: &str =
+        "SELECT id, kind, payload, status, attempts, last_error, run_at FROM jobs WHERE id = $1";
+    match store {
+        Store::Sqlite(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
+        Store::Postgres(pool) => sqlx::query_as(SQL).bind(id).fetch_one(pool).await,
+    }
+    .expect("the job exists")
+}
