@@ -305,7 +305,8 @@ impl Config {
             google: GoogleConfig::read(&mut r),
             crm: CrmConfig::read(&mut r),
             jobs: JobsConfig {
-                workers: r.number("JOB_WORKERS", 4usize, 1, 64),
+                // 0: this process runs no jobs (another replica does, or a test drains them).
+                workers: r.number("JOB_WORKERS", 4usize, 0, 64),
                 max_attempts: r.number("JOB_MAX_ATTEMPTS", 5i32, 1, 100),
                 shutdown_grace: Duration::from_secs(r.number(
                     "JOB_SHUTDOWN_GRACE_SECS",

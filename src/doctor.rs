@@ -1,9 +1,10 @@
-//! `doctor`: checks the configuration, the database and both Slack tokens, and says what to fix.
+//! `doctor`: checks the configuration, the database, the encryption key and both Slack
+//! tokens, and says in plain words what to fix.
 
 use std::process::ExitCode;
 
 use crate::config::{Config, Source};
-use crate::slack::api::SlackApi;
+use crate::slack::api::{SlackApi, SlackApiError};
 
 struct Report {
     failed: bool,
@@ -36,7 +37,19 @@ pub async fn run(source: &Source) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    check_storage(&config, &mut report).await;
+    check_slack(&config, &mut report).await;
+    list_optional(&config);
+    if report.failed {
+        println!("\nsome checks failed");
+        ExitCode::FAILURE
+    } else {
+        println!("\nall checks passed");
+        ExitCode::SUCCESS
+    }
+}
 
+async fn check_storage(config: &Config, report: &mut Report) {
     match config.database.open().await {
         Ok(store) => {
             report.ok(&format!(
@@ -47,20 +60,35 @@ pub async fn run(source: &Source) -> ExitCode {
         }
         Err(e) => report.fail(
             "database",
-            &format!("{e:#}; check DATABASE_URL and that the server is running"),
+            &format!(
+                "{e:#}; check DATABASE_URL ({}) and that the server is running",
+                config.database.redacted_url()
+            ),
         ),
     }
     match config.encryption.cipher() {
         Ok(cipher) => report.ok(&format!("encryption key (id {})", cipher.key_id())),
         Err(e) => report.fail("encryption key", &format!("{e:#}")),
     }
+}
 
+async fn check_slack(config: &Config, report: &mut Report) {
     let slack = match config.slack.client() {
         Ok(slack) => slack,
         Err(e) => {
-            report.fail("TLS setup", &e.to_string());
-            return ExitCode::FAILURE;
+            report.fail(
+                "TLS setup",
+                &format!("the system's CA certificates could not be loaded ({e})"),
+            );
+            return;
         }
+    };
+    let unreachable = |e: &SlackApiError| match e {
+        SlackApiError::Transport(why) => Some(format!(
+            "could not reach {}: {why}; check the network or SLACK_API_URL",
+            host_of(&config.slack.api_url)
+        )),
+        _ => None,
     };
     match slack.auth_test().await {
         Ok(id) => report.ok(&format!(
@@ -69,19 +97,42 @@ pub async fn run(source: &Source) -> ExitCode {
         )),
         Err(e) => report.fail(
             "SLACK_BOT_TOKEN",
-            &format!("auth.test failed ({e}); reinstall the app and copy the Bot User OAuth Token"),
+            &unreachable(&e).unwrap_or_else(|| {
+                format!(
+                    "auth.test failed ({e}); reinstall the app and copy the Bot User OAuth Token"
+                )
+            }),
         ),
     }
     match slack.open_socket_url().await {
         Ok(_) => report.ok("SLACK_APP_TOKEN can open Socket Mode connections"),
         Err(e) => report.fail(
             "SLACK_APP_TOKEN",
-            &format!(
-                "apps.connections.open failed ({e}); make an app-level token with connections:write \
-                 and check Socket Mode is enabled"
-            ),
+            &unreachable(&e).unwrap_or_else(|| {
+                format!(
+                    "apps.connections.open failed ({e}); make an app-level token with \
+                     connections:write and check Socket Mode is enabled"
+                )
+            }),
         ),
     }
+}
+
+/// The host (and port, if any) of a base URL, for messages.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        })
+        .unwrap_or_else(|| url.to_owned())
+}
+
+fn list_optional(config: &Config) {
     for (name, set) in [
         (
             "ANTHROPIC_API_KEY (AI drafts; without it a template is used)",
@@ -99,12 +150,5 @@ pub async fn run(source: &Source) -> ExitCode {
         ),
     ] {
         println!("  {}  {name}", if set { "set " } else { "----" });
-    }
-    if report.failed {
-        println!("\nsome checks failed");
-        ExitCode::FAILURE
-    } else {
-        println!("\nall checks passed");
-        ExitCode::SUCCESS
     }
 }

@@ -18,6 +18,7 @@ use crate::registry::Features;
 use crate::server::SidecarState;
 use crate::services::Services;
 use crate::slack::socket::{SocketMode, SocketStatus};
+use crate::store::Store;
 
 /// A started bot.
 pub struct Running {
@@ -54,7 +55,7 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         .with_context(|| format!("binding HTTP_ADDR {}", config.http.addr))?;
     let http_addr = listener.local_addr()?;
     let services = Arc::new(Services::build(config).await?);
-    let socket_status = SocketStatus::default();
+    let socket = SocketStatus::default();
     let Features {
         routes,
         fallback,
@@ -62,31 +63,33 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         tasks: feature_tasks,
         http,
     } = features;
-    let mounted = http.into_iter().fold(axum::Router::new(), |all, routes| {
-        all.merge(routes(services.clone()))
-    });
 
     let mut router = Router::new(fallback);
     for (route, handler) in routes {
         router.add(route, handler);
     }
     let dispatcher = Arc::new(Dispatcher::new(services.clone(), router));
-    let socket = SocketMode::new(
-        services.slack.clone(),
-        dispatcher.clone(),
-        socket_status.clone(),
-        services.config.slack.connections,
-        services.config.slack.ping_interval,
-    );
     let sidecar = SidecarState {
         store: services.store.clone(),
-        socket: socket_status.clone(),
+        socket: socket.clone(),
         metrics: crate::telemetry::metrics(),
     };
+    let mounted = http.into_iter().fold(axum::Router::new(), |all, routes| {
+        all.merge(routes(services.clone()))
+    });
 
     let shutdown = CancellationToken::new();
     let mut tasks = vec![
-        tokio::spawn(socket.run(shutdown.clone())),
+        tokio::spawn(
+            SocketMode::new(
+                services.slack.clone(),
+                dispatcher.clone(),
+                socket.clone(),
+                services.config.slack.connections,
+                services.config.slack.ping_interval,
+            )
+            .run(shutdown.clone()),
+        ),
         tokio::spawn(jobs::run_workers(
             services.clone(),
             registry.clone(),
@@ -100,24 +103,26 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         tasks.push(tokio::spawn(task(services.clone(), shutdown.clone())));
     }
     info!(%http_addr, database = services.store.backend(), "started");
-    let store = services.store.clone();
-    let task = tokio::spawn(async move {
-        for task in tasks {
-            let _ = task.await;
-        }
-        // The sockets are closed: let envelopes already acked finish before the pool goes.
-        dispatcher.drain(Duration::from_secs(10)).await;
-        store.close().await;
-        info!("stopped");
-    });
+    let task = tokio::spawn(stop_after(tasks, dispatcher, services.store.clone()));
     Ok(Running {
         services,
-        socket: socket_status,
+        socket,
         http_addr,
         jobs: registry,
         shutdown,
         task,
     })
+}
+
+/// The one shutdown path: once every task has stopped (the sockets are closed), let the
+/// envelopes already acked finish, then close the pool.
+async fn stop_after(tasks: Vec<JoinHandle<()>>, dispatcher: Arc<Dispatcher>, store: Store) {
+    for task in tasks {
+        let _ = task.await;
+    }
+    dispatcher.drain(Duration::from_secs(10)).await;
+    store.close().await;
+    info!("stopped");
 }
 
 async fn serve(

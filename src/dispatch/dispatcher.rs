@@ -217,6 +217,7 @@ impl EnvelopeHandler for Dispatcher {
             user = envelope.event.user_id().as_deref().unwrap_or("-"),
             route = route.as_ref().map_or_else(|| "unrouted".to_owned(), Route::label),
             retry = envelope.retry_attempt.unwrap_or(0),
+            retry_reason = envelope.retry_reason.as_deref().unwrap_or("-"),
         );
         let tasks = self.tasks.clone();
         tasks.spawn(self.run(envelope, acker).instrument(span));

@@ -67,12 +67,12 @@ pub struct Followup {
     pub meeting_started_at: Option<DateTime<Utc>>,
     pub language: Option<String>,
     pub status: String,
+    /// `ai` or `template`, once drafted.
     pub generator: Option<String>,
     pub draft: Option<Draft>,
     pub edited: Option<Draft>,
     pub dm_channel: Option<String>,
     pub dm_ts: Option<String>,
-    pub last_error: Option<String>,
 }
 
 impl Followup {

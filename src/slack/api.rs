@@ -27,8 +27,31 @@ impl From<SlackClientError> for SlackApiError {
         match e {
             SlackClientError::ApiError(api) => SlackApiError::Slack(api.code),
             SlackClientError::RateLimitError(_) => SlackApiError::RateLimited,
-            other => SlackApiError::Transport(other.to_string()),
+            other => {
+                // The library's text is a debug dump; operators get plain words, the log the rest.
+                let detail = other.to_string();
+                tracing::debug!(%detail, "Slack transport error");
+                SlackApiError::Transport(transport_trouble(&detail).to_owned())
+            }
         }
+    }
+}
+
+/// What went wrong on the way to Slack, in plain words, from the library's error text.
+fn transport_trouble(detail: &str) -> &'static str {
+    let d = detail.to_ascii_lowercase();
+    if d.contains("dns error") || d.contains("lookup address") {
+        "DNS lookup failed"
+    } else if d.contains("connection refused") {
+        "the connection was refused"
+    } else if d.contains("timed out") || d.contains("timeout") {
+        "the connection timed out"
+    } else if d.contains("certificate") || d.contains("tls") || d.contains("handshake") {
+        "the TLS handshake failed"
+    } else if d.contains("decode") || d.contains("json") || d.contains("parse") {
+        "Slack's answer could not be read"
+    } else {
+        "the connection failed"
     }
 }
 

@@ -14,8 +14,6 @@ struct Frame {
     kind: String,
     envelope_id: Option<String>,
     payload: Option<serde_json::Value>,
-    #[serde(default)]
-    accepts_response_payload: bool,
     retry_attempt: Option<u32>,
     retry_reason: Option<String>,
     reason: Option<String>,
@@ -83,7 +81,6 @@ pub struct Envelope {
     /// The payload as Slack sent it. Some fields are lost in slack-morphism's models (a
     /// modal's live `view.state` on `block_actions`, for one); handlers read them here.
     pub payload: Arc<serde_json::Value>,
-    pub accepts_response_payload: bool,
     pub retry_attempt: Option<u32>,
     pub retry_reason: Option<String>,
     /// Stable across redeliveries: the Events API `event_id` where there is one, else the
@@ -153,7 +150,6 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
             kind: frame.kind,
             event,
             payload: Arc::new(payload),
-            accepts_response_payload: frame.accepts_response_payload,
             retry_attempt: frame.retry_attempt,
             retry_reason: frame.retry_reason,
         }))),

@@ -230,10 +230,16 @@ impl SocketMode {
         }
     }
 
-    /// Opens one connection and waits for Slack's `hello`.
+    /// Opens one connection, waits for Slack's `hello`, and starts its reader and writer.
     async fn connect(&self) -> anyhow::Result<Conn> {
-        let url = self.api.open_socket_url().await?;
+        let (sink, stream) = self.open_until_hello().await?;
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        Ok(self.spawn_conn(id, sink, stream))
+    }
+
+    /// A fresh websocket URL, the socket, and Slack's `hello` on it.
+    async fn open_until_hello(&self) -> anyhow::Result<(WsSink, WsStream)> {
+        let url = self.api.open_socket_url().await?;
         let (ws, _) = tokio::time::timeout(
             Duration::from_secs(10),
             // `true`: TCP_NODELAY, so acks in flight together are not held back by Nagle.
@@ -265,7 +271,11 @@ impl SocketMode {
                 anyhow::bail!("no hello from Slack within 10 s");
             }
         }
+        Ok((sink, stream))
+    }
 
+    /// Starts the reader and the writer of a connection that said hello.
+    fn spawn_conn(&self, id: u64, sink: WsSink, mut stream: WsStream) -> Conn {
         let (signal_tx, signals) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let close = CancellationToken::new();
@@ -316,7 +326,7 @@ impl SocketMode {
             last_seen,
         };
         self.tasks.spawn(writer.run(sink).instrument(span));
-        Ok(Conn { id, signals, close })
+        Conn { id, signals, close }
     }
 }
 

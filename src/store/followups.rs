@@ -25,7 +25,6 @@ struct Row {
     edited: Option<String>,
     dm_channel: Option<String>,
     dm_ts: Option<String>,
-    last_error: Option<String>,
 }
 
 impl From<Row> for Followup {
@@ -46,7 +45,6 @@ impl From<Row> for Followup {
             edited: parse(r.edited),
             dm_channel: r.dm_channel,
             dm_ts: r.dm_ts,
-            last_error: r.last_error,
         }
     }
 }
@@ -123,7 +121,7 @@ impl Store {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
                     meeting_started_at, language, status, generator, draft, edited, dm_channel,
-                    dm_ts, last_error
+                    dm_ts
              FROM followups WHERE id = $1 AND tenant_id = $2 AND user_id = $3",
         )
         .bind(id)
@@ -139,7 +137,7 @@ impl Store {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
                     meeting_started_at, language, status, generator, draft, edited, dm_channel,
-                    dm_ts, last_error
+                    dm_ts
              FROM followups WHERE id = $1",
         )
         .bind(id)

@@ -148,6 +148,34 @@ async fn doctor_reports_what_works_and_what_does_not() {
 }
 
 #[tokio::test]
+async fn doctor_says_in_plain_words_when_slack_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bot(dir.path())
+        .env("SLACK_APP_TOKEN", APP_TOKEN)
+        .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+        .env("SLACK_API_URL", "http://127.0.0.1:9/api")
+        .arg("doctor")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(
+            "could not reach 127.0.0.1:9: the connection was refused; check the network or \
+             SLACK_API_URL"
+        ),
+        "{stdout}"
+    );
+    for debug in ["hyper", "Os {", "ConnectError", "Some("] {
+        assert!(
+            !stdout.contains(debug),
+            "library debug output {debug:?}: {stdout}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn manifest_and_keygen() {
     let dir = tempfile::tempdir().unwrap();
     let out = bot(dir.path()).arg("manifest").output().await.unwrap();

@@ -53,7 +53,6 @@ fn followup(body: &str) -> Followup {
         edited: None,
         dm_channel: Some("D1".into()),
         dm_ts: Some("1.2".into()),
-        last_error: None,
     }
 }
 

@@ -1062,3 +1062,29 @@ async fn a_double_click_drafts_once() {
         w.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_poll_hook_announces_without_waiting_for_the_tick() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "86400"), ("JOB_WORKERS", "0")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    let services = w.app();
+    let tenant = services.store.ensure_tenant(TEAM).await.unwrap();
+    let ada = services.store.ensure_user(tenant.id, ADA).await.unwrap();
+    let now = followup_bot::store::now();
+    services
+        .store
+        .set_fathom_poll(ada.id, now - chrono::Duration::minutes(1), now)
+        .await
+        .unwrap();
+    w.fathom
+        .add_meeting(ADA_KEY, meeting(41, "Hooked call", Utc::now(), 30));
+    followup_bot::features::recordings::poll_once(services).await;
+    w.wait_for_sent("chat.postMessage", "Hooked call", Duration::from_secs(2))
+        .await;
+    w.stop().await;
+}

@@ -278,3 +278,25 @@ async fn a_panicking_job_fails_its_attempt_and_the_worker_goes_on(store: Store, 
     running.shutdown();
     running.stopped().await;
 }
+
+#[tokio::test]
+async fn the_drain_hook_runs_due_jobs_without_workers() {
+    let slack = FakeSlack::start().await;
+    let db = TestDb::new(crate::support::Backend::Sqlite).await;
+    let store = db.store().await;
+    let recorder = Recorder::new(Behaviour::Succeed);
+    let running = start(&slack, &db, &recorder, &[("JOB_WORKERS", "0")]).await;
+    let id = running
+        .services
+        .enqueue("test.job", &json!({"n": 2}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(crate::support::job(&store, id).await.status, "queued");
+    assert_eq!(running.run_due_jobs().await.unwrap(), 1);
+    assert_eq!(crate::support::job(&store, id).await.status, "done");
+    assert_eq!(*recorder.runs.lock().unwrap(), vec![(id, 1)]);
+    assert_eq!(running.run_due_jobs().await.unwrap(), 0, "nothing left");
+    running.shutdown();
+    running.stopped().await;
+}
