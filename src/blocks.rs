@@ -6,6 +6,12 @@
 //! Placeholders: a string that is exactly `"{{name}}"` becomes the value (any JSON type); an
 //! array element `"{{...name}}"` splices the elements of an array value; `{{name}}` inside a
 //! longer string is replaced by the value's text.
+//!
+//! Values are text from outside (meeting titles, names, summaries, model output), so inside
+//! `mrkdwn` text objects, and in a message's top-level `text` (its notification, which Slack
+//! renders as mrkdwn), their `&`, `<` and `>` are escaped as Slack documents: no `<!channel>`,
+//! `<@U…>` or disguised `<https://…|…>` link from outside ever renders. Plain-text objects
+//! and every other field take values as they are.
 
 use serde_json::{Map, Value};
 
@@ -227,11 +233,48 @@ impl Vars {
     }
 }
 
+/// Escapes text for Slack's mrkdwn: `&`, `<` and `>` (Slack's own rule; nothing else).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether the strings being filled are rendered as mrkdwn.
+#[derive(Clone, Copy, PartialEq)]
+enum Markup {
+    Plain,
+    Mrkdwn,
+}
+
 impl Template {
     pub fn render(&self, vars: &Vars) -> Result<Value, RenderError> {
         let tree: Value =
             serde_json::from_str(self.source).map_err(|e| RenderError::Template(self.name, e))?;
-        fill(tree, vars, self.name)
+        // A message (no `type` at its root) has its top-level `text` rendered as mrkdwn.
+        let Value::Object(root) = tree else {
+            return fill(tree, vars, self.name, Markup::Plain);
+        };
+        let is_message = !root.contains_key("type");
+        let root = root
+            .into_iter()
+            .map(|(k, v)| {
+                let markup = if is_message && k == "text" {
+                    Markup::Mrkdwn
+                } else {
+                    Markup::Plain
+                };
+                Ok((k, fill(v, vars, self.name, markup)?))
+            })
+            .collect::<Result<_, RenderError>>()?;
+        Ok(Value::Object(root))
     }
 
     /// Renders and parses into a slack-morphism type (`SlackView`, `SlackMessageContent`…).
@@ -257,13 +300,25 @@ fn lookup<'a>(
     })
 }
 
-fn fill(value: Value, vars: &Vars, template: &'static str) -> Result<Value, RenderError> {
+fn fill(
+    value: Value,
+    vars: &Vars,
+    template: &'static str,
+    markup: Markup,
+) -> Result<Value, RenderError> {
+    let outside = |text: &str| match markup {
+        Markup::Mrkdwn => escape(text),
+        Markup::Plain => text.to_owned(),
+    };
     Ok(match value {
         Value::String(s) => {
             if let Some(name) = whole(&s) {
-                lookup(vars, name, template)?.clone()
+                match lookup(vars, name, template)? {
+                    Value::String(text) => Value::String(outside(text)),
+                    other => other.clone(),
+                }
             } else if s.contains("{{") {
-                Value::String(interpolate(&s, vars, template)?)
+                Value::String(interpolate(&s, vars, template, &outside)?)
             } else {
                 Value::String(s)
             }
@@ -286,21 +341,37 @@ fn fill(value: Value, vars: &Vars, template: &'static str) -> Result<Value, Rend
                         }
                     }
                 } else {
-                    out.push(fill(item, vars, template)?);
+                    out.push(fill(item, vars, template, Markup::Plain)?);
                 }
             }
             Value::Array(out)
         }
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| Ok((k, fill(v, vars, template)?)))
-                .collect::<Result<_, RenderError>>()?,
-        ),
+        Value::Object(map) => {
+            // `{"type": "mrkdwn", "text": …}`: its text is rendered as mrkdwn.
+            let mrkdwn = map.get("type").and_then(Value::as_str) == Some("mrkdwn");
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        let markup = if mrkdwn && k == "text" {
+                            Markup::Mrkdwn
+                        } else {
+                            Markup::Plain
+                        };
+                        Ok((k, fill(v, vars, template, markup)?))
+                    })
+                    .collect::<Result<_, RenderError>>()?,
+            )
+        }
         other => other,
     })
 }
 
-fn interpolate(s: &str, vars: &Vars, template: &'static str) -> Result<String, RenderError> {
+fn interpolate(
+    s: &str,
+    vars: &Vars,
+    template: &'static str,
+    outside: &dyn Fn(&str) -> String,
+) -> Result<String, RenderError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("{{") {
@@ -310,8 +381,8 @@ fn interpolate(s: &str, vars: &Vars, template: &'static str) -> Result<String, R
         out.push_str(&rest[..start]);
         let name = &rest[start + 2..start + len];
         match lookup(vars, name, template)? {
-            Value::String(text) => out.push_str(text),
-            other => out.push_str(&other.to_string()),
+            Value::String(text) => out.push_str(&outside(text)),
+            other => out.push_str(&outside(&other.to_string())),
         }
         rest = &rest[start + len + 2..];
     }

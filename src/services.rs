@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Utc;
 use secrecy::SecretString;
 use slack_morphism::prelude::SlackMessageContent;
 use tracing::warn;
@@ -26,6 +25,7 @@ use crate::jobs::queue::Queue;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
 use crate::store::credentials::Subject;
+use crate::store::followups::NewFollowup;
 
 pub struct Services {
     pub config: Config,
@@ -41,6 +41,11 @@ pub struct Services {
     /// `None` without `ANTHROPIC_API_KEY`: drafts come from the template.
     pub llm: Option<Arc<dyn Llm>>,
 }
+
+/// How long a new follow-up's job waits for its "Drafting…" message before it runs anyway.
+const DRAFTING_HOLD: Duration = Duration::from_secs(10);
+/// A second ask for the same recording within this long is a double click.
+const DOUBLE_CLICK_WINDOW: Duration = Duration::from_secs(120);
 
 /// How asking for a follow-up went.
 #[derive(Debug)]
@@ -136,40 +141,45 @@ impl Services {
                     .to_owned(),
             ));
         };
-        // A double click (even one reaching another replica) must not draft twice: the first
-        // to record this key within the same two-minute window drafts.
-        let window = Utc::now().timestamp().div_euclid(120);
-        let key = format!("draft:{}:{recording}:{window}", user.id);
-        if !self.store.first_delivery(&key).await? {
-            return Ok(StartOutcome::Refused(format!(
-                "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
-                meeting.display_title()
-            )));
-        }
-        // "Drafting…" first, then the row and its job together (one transaction, carrying the
-        // message to update): a follow-up never waits on a job that does not exist, and the
-        // job never races the handler for the message. If Slack refuses the post, the job
-        // posts its own message when the draft is ready.
-        let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
-            .render_as(&Vars::new().set("title", meeting.display_title()))?;
-        let message = match self.dm(&user.slack_user_id, drafting).await {
-            Ok(message) => Some(message),
-            Err(e) => {
-                warn!(error = %e, "could not post Drafting…; the job will post the result");
-                None
-            }
-        };
-        self.store
-            .create_followup(
-                tenant.id,
-                user.id,
-                &meeting,
-                message.as_ref().map(|(dm, ts)| (dm.as_str(), ts.as_str())),
-                DRAFT_JOB,
-                self.config.jobs.max_attempts,
-            )
+        // Durable first: the follow-up, its job and the double-click key in one transaction.
+        // Only then "Drafting…"; if this process dies in between, the held job runs when the
+        // hold ends and posts the result itself.
+        let created = self
+            .store
+            .create_followup(NewFollowup {
+                tenant: tenant.id,
+                user: user.id,
+                meeting: &meeting,
+                job_kind: DRAFT_JOB,
+                max_attempts: self.config.jobs.max_attempts,
+                hold: DRAFTING_HOLD,
+                click_window: DOUBLE_CLICK_WINDOW,
+            })
             .await
             .context("creating the follow-up")?;
+        let Some(id) = created else {
+            return Ok(StartOutcome::Refused(format!(
+                "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
+                blocks::escape(&meeting.display_title())
+            )));
+        };
+        let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
+            .render_as(&Vars::new().set("title", meeting.display_title()))?;
+        let released = match self.dm(&user.slack_user_id, drafting).await {
+            Ok((channel, ts)) => self
+                .store
+                .attach_followup_message(&id, &channel, &ts)
+                .await
+                .map(drop),
+            Err(e) => {
+                warn!(error = %e, "could not post Drafting…; the job will post the result");
+                self.store.release_followup_job(&id).await
+            }
+        };
+        if let Err(e) = released {
+            // The job still runs when its hold ends.
+            warn!(error = %e, "could not release the drafting job; it runs after the hold");
+        }
         self.queue.notify();
         Ok(StartOutcome::Started)
     }

@@ -3,6 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The longest meeting title shown anywhere.
+pub const TITLE_MAX: usize = 200;
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Invitee {
     #[serde(default)]
@@ -61,12 +64,22 @@ pub struct Meeting {
 }
 
 impl Meeting {
+    /// The title to show, at most `TITLE_MAX` characters (whoever sent the invite wrote it,
+    /// at any length; Slack refuses over-long blocks).
     pub fn display_title(&self) -> String {
-        self.title
-            .clone()
-            .or_else(|| self.meeting_title.clone())
-            .filter(|t| !t.trim().is_empty())
-            .unwrap_or_else(|| "Untitled meeting".to_owned())
+        let title = self
+            .title
+            .as_deref()
+            .or(self.meeting_title.as_deref())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or("Untitled meeting");
+        if title.chars().count() <= TITLE_MAX {
+            return title.to_owned();
+        }
+        let mut cut: String = title.chars().take(TITLE_MAX - 1).collect();
+        cut.push('…');
+        cut
     }
 
     /// When the meeting started: the recording, else the calendar slot, else creation.

@@ -49,6 +49,33 @@ impl From<Row> for Followup {
     }
 }
 
+/// What a new follow-up is made of (see `Store::create_followup`).
+pub struct NewFollowup<'a> {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub meeting: &'a Meeting,
+    pub job_kind: &'a str,
+    pub max_attempts: i32,
+    /// How long the drafting job waits for the caller's "Drafting…" message.
+    pub hold: std::time::Duration,
+    /// A second ask for the same recording within this window is a double click.
+    pub click_window: std::time::Duration,
+}
+
+/// Makes a held job due now; written once, run on either backend's connection.
+macro_rules! release_held_job {
+    ($executor:expr, $job_key:expr, $now:expr) => {
+        sqlx::query(
+            "UPDATE jobs SET run_at = $2, updated_at = $2
+             WHERE dedupe_key = $1 AND status = 'queued' AND run_at > $2",
+        )
+        .bind($job_key)
+        .bind($now)
+        .execute($executor)
+        .await
+    };
+}
+
 /// A person whose Fathom is polled for new recordings.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct PollTarget {
@@ -59,33 +86,51 @@ pub struct PollTarget {
 }
 
 impl Store {
-    /// Creates a follow-up (status drafting) and queues the job that drafts it, in one
-    /// transaction: there is never a follow-up waiting on a job that does not exist.
+    /// Creates a follow-up (status drafting), its drafting job and the double-click key, in
+    /// one transaction, before anything is shown to the person. `None` when the same person
+    /// asked for the same recording within `click_window` (a double click, even on another
+    /// replica): nothing is written. The job is held until `hold` from now so the caller can
+    /// post "Drafting…" first (`attach_followup_message` releases it); if the caller dies,
+    /// the job runs when the hold ends and posts the result itself.
     pub async fn create_followup(
         &self,
-        tenant: TenantId,
-        user: UserId,
-        meeting: &Meeting,
-        message: Option<(&str, &str)>,
-        job_kind: &str,
-        max_attempts: i32,
-    ) -> anyhow::Result<FollowupId> {
+        new: NewFollowup<'_>,
+    ) -> anyhow::Result<Option<FollowupId>> {
         let id = FollowupId::new();
         let now = now();
+        let meeting = new.meeting;
         let attendees = serde_json::to_string(&meeting.external_attendees())?;
         let payload = serde_json::json!({ "followup": id }).to_string();
-        let dedupe = format!("generate:{id}");
+        let job_key = format!("generate:{id}");
+        let click_key = format!("draft:{}:{}", new.user, meeting.recording_id);
+        let click_cutoff = now - chrono::Duration::from_std(new.click_window)?;
+        let run_at = now + chrono::Duration::from_std(new.hold)?;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            // Sliding, not a fixed window: a fresh key refuses, a stale one is taken over.
+            let fresh = sqlx::query(
+                "INSERT INTO processed_envelopes (dedupe_key, received_at) VALUES ($1, $2)
+                 ON CONFLICT (dedupe_key) DO UPDATE SET received_at = excluded.received_at
+                 WHERE processed_envelopes.received_at < $3",
+            )
+            .bind(&click_key)
+            .bind(now)
+            .bind(click_cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if fresh == 0 {
+                return Ok(None);
+            }
             sqlx::query(
                 "INSERT INTO followups (id, tenant_id, user_id, recording_id, meeting_title,
                                         meeting_url, meeting_started_at, attendees, language,
-                                        dm_channel, dm_ts, status, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, $12, 'drafting', $10, $10)",
+                                        status, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'drafting', $10, $10)",
             )
             .bind(&id)
-            .bind(tenant)
-            .bind(user)
+            .bind(new.tenant)
+            .bind(new.user)
             .bind(meeting.recording_id)
             .bind(meeting.display_title())
             .bind(meeting.share_url.clone().or_else(|| meeting.url.clone()))
@@ -93,22 +138,60 @@ impl Store {
             .bind(attendees)
             .bind(meeting.transcript_language.clone())
             .bind(now)
-            .bind(message.map(|(channel, _)| channel))
-            .bind(message.map(|(_, ts)| ts))
             .execute(&mut *tx)
             .await?;
             sqlx::query(super::jobs::INSERT_JOB)
-                .bind(job_kind)
+                .bind(new.job_kind)
                 .bind(&payload)
-                .bind(i64::from(max_attempts))
-                .bind(now)
-                .bind(&dedupe)
+                .bind(i64::from(new.max_attempts))
+                .bind(run_at)
+                .bind(&job_key)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
         });
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    /// Records the "Drafting…" message a new follow-up's job will update, and releases the
+    /// held job to run now. False when the job already posted a message of its own.
+    pub async fn attach_followup_message(
+        &self,
+        id: &FollowupId,
+        channel: &str,
+        ts: &str,
+    ) -> anyhow::Result<bool> {
+        let now = now();
+        let job_key = format!("generate:{id}");
+        let attached = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let attached = sqlx::query(
+                "UPDATE followups SET dm_channel = $2, dm_ts = $3, updated_at = $4
+                 WHERE id = $1 AND dm_ts IS NULL",
+            )
+            .bind(id)
+            .bind(channel)
+            .bind(ts)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            release_held_job!(&mut *tx, &job_key, now)?;
+            tx.commit().await?;
+            attached
+        });
+        Ok(attached == 1)
+    }
+
+    /// Releases a new follow-up's held job to run now (no "Drafting…" message was posted).
+    pub async fn release_followup_job(&self, id: &FollowupId) -> anyhow::Result<()> {
+        let now = now();
+        let job_key = format!("generate:{id}");
+        on_pool!(self, pool => {
+            release_held_job!(pool, &job_key, now)?;
+        });
+        Ok(())
     }
 
     /// A follow-up, only if it belongs to this person of this tenant.

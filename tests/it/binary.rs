@@ -191,3 +191,120 @@ async fn manifest_and_keygen() {
     let key = String::from_utf8(out.stdout).unwrap();
     assert!(followup_bot::crypto::parse_key(key.trim()).is_ok());
 }
+
+/// Issue 7, item 1: the shipped binary killed with SIGKILL while "Drafting…" is being posted
+/// (the follow-up already durable), then restarted: the person gets exactly one "Follow-up
+/// ready", and nothing is lost.
+#[tokio::test]
+async fn a_sigkill_while_drafting_is_shown_loses_nothing_and_sends_once() {
+    use followup_bot::domain::provider::Provider;
+    use followup_bot::store::credentials::{NewCredential, Subject};
+    use secrecy::SecretString;
+
+    crate::support::init();
+    let slack = FakeSlack::start().await;
+    let fathom = crate::support::fake_fathom::FakeFathom::start().await;
+    let fathom_key = "fathom-key-kill-0123456789";
+    fathom.add_key(fathom_key);
+    fathom.add_meeting(
+        fathom_key,
+        crate::support::fake_fathom::meeting(61, "Initech renewal", chrono::Utc::now(), 30),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/bot.db?mode=rwc", dir.path().display());
+    let key = followup_bot::crypto::generate_key();
+
+    // Ada connected Fathom and her meetings were listed, as after `/followup`.
+    {
+        let store = followup_bot::store::Store::open(&db_url).await.unwrap();
+        let cipher =
+            followup_bot::crypto::Cipher::new(&SecretString::from(key.clone()), &[]).unwrap();
+        let tenant = store.ensure_tenant("T0KILL").await.unwrap();
+        let ada = store.ensure_user(tenant.id, "U0ADA").await.unwrap();
+        store
+            .put_credential(
+                &cipher,
+                NewCredential {
+                    tenant: tenant.id,
+                    subject: Subject::User(ada.id),
+                    provider: Provider::Fathom,
+                    secret: &SecretString::from(fathom_key.to_owned()),
+                    account_email: None,
+                    api_domain: None,
+                    expires_at: None,
+                    scopes: None,
+                    metadata: serde_json::json!({}),
+                },
+            )
+            .await
+            .unwrap();
+        let listed: followup_bot::domain::meeting::Meeting = serde_json::from_value(
+            serde_json::json!({ "recording_id": 61, "title": "Initech renewal" }),
+        )
+        .unwrap();
+        store.remember_meetings(ada.id, &[listed]).await.unwrap();
+        store.close().await;
+    }
+    let start = || {
+        let mut cmd = bot(dir.path());
+        cmd.env("SLACK_APP_TOKEN", APP_TOKEN)
+            .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+            .env("SLACK_API_URL", slack.api_url())
+            .env("FATHOM_API_URL", fathom.base_url())
+            .env("ANTHROPIC_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", &db_url)
+            .env("ENCRYPTION_KEY", &key)
+            .env("HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    slack
+        .wait_for_connections(2, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // "Drafting…" hangs at Slack, so the kill lands between the durable write and the post.
+    slack.set_delay("chat.postMessage", Duration::from_secs(60));
+    let pick = payloads::view_submission(
+        "T0KILL",
+        "U0ADA",
+        "followup_pick",
+        "",
+        payloads::state(&[(
+            "meeting",
+            "recording",
+            payloads::static_select_input("61", "Initech renewal"),
+        )]),
+    );
+    let id = slack.send_envelope(pick).unwrap();
+    slack
+        .wait_for_ack(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    slack
+        .wait_for_call("chat.postMessage", Duration::from_secs(10))
+        .await
+        .unwrap();
+    child.kill().await.unwrap(); // SIGKILL
+    slack.clear_delay("chat.postMessage");
+
+    let mut child = start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = |slack: &FakeSlack| {
+        ["chat.postMessage", "chat.update"]
+            .iter()
+            .flat_map(|m| slack.calls(m))
+            .filter(|c| c.response["ok"] == true && c.body.to_string().contains("Follow-up ready"))
+            .count()
+    };
+    while ready(&slack) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request was lost: no Follow-up ready within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ready(&slack), 1, "exactly one Follow-up ready");
+    child.kill().await.unwrap();
+}

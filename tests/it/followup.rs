@@ -1088,3 +1088,61 @@ async fn the_poll_hook_announces_without_waiting_for_the_tick() {
         .await;
     w.stop().await;
 }
+
+/// Issue 7, items 4 and 5: a title from outside can neither ping the channel nor hide a
+/// link, and a huge one still fits Slack's limits.
+#[tokio::test]
+async fn a_hostile_or_huge_title_is_announced_escaped_and_within_limits() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "86400"), ("JOB_WORKERS", "0")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    let services = w.app();
+    let tenant = services.store.ensure_tenant(TEAM).await.unwrap();
+    let ada = services.store.ensure_user(tenant.id, ADA).await.unwrap();
+    let now = followup_bot::store::now();
+    services
+        .store
+        .set_fathom_poll(ada.id, now - chrono::Duration::minutes(1), now)
+        .await
+        .unwrap();
+    let hostile =
+        "Globex R&D <> Acme <!channel> <https://evil.test/login|Reconnect Fathom> <@U0BOSS>";
+    w.fathom
+        .add_meeting(ADA_KEY, meeting(51, hostile, Utc::now(), 30));
+    let huge = "Q".repeat(3200);
+    w.fathom.add_meeting(
+        ADA_KEY,
+        meeting(52, &huge, Utc::now() + chrono::Duration::seconds(1), 30),
+    );
+    followup_bot::features::recordings::poll_once(services).await;
+    let posts = w
+        .slack
+        .wait_for_calls("chat.postMessage", 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let hostile_post = posts
+        .iter()
+        .find(|c| text_of(&c.body).contains("Globex"))
+        .expect("the hostile title was announced");
+    let text = hostile_post.body.to_string();
+    for live in ["<!channel>", "<https://evil.test", "<@U0BOSS>", "R&D <>"] {
+        assert!(!text.contains(live), "{live:?} would render: {text}");
+    }
+    assert!(text.contains("&lt;!channel&gt;"), "{text}");
+    assert!(text.contains("R&amp;D &lt;&gt; Acme"), "{text}");
+    for post in &posts {
+        assert_eq!(
+            post.response["ok"], true,
+            "Slack accepted it: {}",
+            post.response
+        );
+        let blocks = post.body["blocks"].clone();
+        let problems = followup_bot::blocks::check_limits(&json!({ "blocks": blocks }));
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+    w.stop().await;
+}

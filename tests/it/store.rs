@@ -26,6 +26,7 @@ both_backends!(
     deliveries_are_recorded_once,
     leases_have_one_holder,
     audit_entries_are_kept,
+    a_follow_up_its_job_and_the_click_key_are_written_together,
 );
 
 fn cipher() -> Cipher {
@@ -492,4 +493,98 @@ async fn audit_entries_are_kept(store: Store, _db: &TestDb) {
     let entries = store.audit_entries(tenant.id).await.unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].action, "gmail.draft");
+}
+
+/// Issue 7, items 1 and 11: the follow-up, its (held) job and the double-click key in one
+/// write; the click window slides, so two clicks never straddle a boundary.
+async fn a_follow_up_its_job_and_the_click_key_are_written_together(store: Store, _db: &TestDb) {
+    use followup_bot::store::followups::NewFollowup;
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let user = store.ensure_user(tenant.id, "U1").await.unwrap();
+    let meeting: followup_bot::domain::meeting::Meeting =
+        serde_json::from_value(serde_json::json!({ "recording_id": 7, "title": "Kickoff" }))
+            .unwrap();
+    let new = || NewFollowup {
+        tenant: tenant.id,
+        user: user.id,
+        meeting: &meeting,
+        job_kind: "followup.generate",
+        max_attempts: 5,
+        hold: Duration::from_secs(10),
+        click_window: Duration::from_secs(120),
+    };
+    let id = store
+        .create_followup(new())
+        .await
+        .unwrap()
+        .expect("created");
+    assert!(
+        store.create_followup(new()).await.unwrap().is_none(),
+        "double click"
+    );
+    // Held: not claimable until "Drafting…" is attached (or the hold ends).
+    assert!(
+        store
+            .claim_job("w", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .attach_followup_message(&id, "D1", "1.1")
+            .await
+            .unwrap()
+    );
+    let job = store
+        .claim_job("w", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("released");
+    assert!(job.payload.contains(&id.0));
+    let followup = store.followup_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(followup.dm_ts.as_deref(), Some("1.1"));
+    assert!(
+        !store
+            .attach_followup_message(&id, "D1", "2.2")
+            .await
+            .unwrap(),
+        "once"
+    );
+
+    // 119 s after the first click is still a double click, whatever the clock's minute.
+    let age = |secs: i64| followup_bot::store::now() - chrono::Duration::seconds(secs);
+    let key = format!("draft:{}:7", user.id);
+    set_delivery_time(&store, &key, age(119)).await;
+    assert!(
+        store.create_followup(new()).await.unwrap().is_none(),
+        "still fresh"
+    );
+    set_delivery_time(&store, &key, age(121)).await;
+    assert!(
+        store.create_followup(new()).await.unwrap().is_some(),
+        "a new ask"
+    );
+}
+
+async fn set_delivery_time(store: &Store, key: &str, at: chrono::DateTime<chrono::Utc>) {
+    const SQL: &str = "UPDATE processed_envelopes SET received_at = $2 WHERE dedupe_key = $1";
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(SQL)
+                .bind(key)
+                .bind(at)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(SQL)
+                .bind(key)
+                .bind(at)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
 }
