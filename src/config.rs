@@ -123,6 +123,8 @@ pub struct AnthropicConfig {
     pub api_key: Option<SecretString>,
     pub model: String,
     pub api_url: String,
+    /// The longest a person waits for the AI's draft before the template is used.
+    pub draft_budget: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -292,6 +294,12 @@ impl Config {
                 api_key: r.secret("ANTHROPIC_API_KEY"),
                 model: r.string("ANTHROPIC_MODEL", "claude-sonnet-4-5"),
                 api_url: r.base_url("ANTHROPIC_API_URL", "https://api.anthropic.com"),
+                draft_budget: Duration::from_secs(r.number(
+                    "ANTHROPIC_DRAFT_BUDGET_SECS",
+                    60u64,
+                    5,
+                    600,
+                )),
             },
             fathom: FathomConfig {
                 api_url: r.base_url("FATHOM_API_URL", "https://api.fathom.ai/external/v1"),

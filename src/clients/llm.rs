@@ -96,8 +96,16 @@ impl Anthropic {
     }
 }
 
-/// 429 without `retry-after` and with a spend or credit message will not get better.
+/// The longest `retry-after` worth waiting for: a longer one is beyond any draft's budget,
+/// so the caller falls back at once instead of waiting.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
+
+/// 429 without `retry-after` and with a spend or credit message will not get better; nor
+/// will anything that asks us to wait longer than `MAX_RETRY_AFTER`.
 fn retryable(e: &ApiError) -> bool {
+    if e.retry_after().is_some_and(|d| d > MAX_RETRY_AFTER) {
+        return false;
+    }
     match e {
         ApiError::RateLimited {
             retry_after: None,

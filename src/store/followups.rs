@@ -394,20 +394,43 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a failed follow-up back to drafting; false when it was not failed (a second
+    /// Puts a failed follow-up back to drafting and queues its drafting job, in one
+    /// transaction (never "drafting" without a job); false when it was not failed (a second
     /// click on Retry, or already drafting).
-    pub async fn restart_followup(&self, id: &FollowupId) -> anyhow::Result<bool> {
+    pub async fn retry_followup(
+        &self,
+        id: &FollowupId,
+        job_kind: &str,
+        max_attempts: i32,
+    ) -> anyhow::Result<bool> {
         let now = now();
-        let done = on_pool!(self, pool => sqlx::query(
-            "UPDATE followups SET status = 'drafting', last_error = NULL, updated_at = $2
-             WHERE id = $1 AND status = 'failed'",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+        let payload = serde_json::json!({ "followup": id }).to_string();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let flipped = sqlx::query(
+                "UPDATE followups SET status = 'drafting', last_error = NULL, updated_at = $2
+                 WHERE id = $1 AND status = 'failed'",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if flipped == 0 {
+                return Ok(false);
+            }
+            sqlx::query(super::jobs::INSERT_JOB)
+                .bind(job_kind)
+                .bind(&payload)
+                .bind(i64::from(max_attempts))
+                .bind(now)
+                .bind(None::<String>)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(true)
     }
 
     /// Starts the poll clock for a person if it is not running (a reconnect keeps it).

@@ -1146,3 +1146,83 @@ async fn a_hostile_or_huge_title_is_announced_escaped_and_within_limits() {
     }
     w.stop().await;
 }
+
+/// Issue 7, item 3: Retry is queued with its flip, so Slack refusing the "Drafting…" update
+/// cannot leave the follow-up stuck in drafting.
+#[tokio::test]
+async fn retry_is_not_stuck_when_slack_refuses_the_drafting_update() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 57, "Hooli retry");
+    let picker = w.open_picker(ADA).await;
+    w.fathom.remove_key(ADA_KEY);
+    let failed = w.pick(ADA, &picker, 57).await;
+    assert!(text_of(&failed).contains("could not be drafted"));
+    w.fathom.add_key(ADA_KEY);
+    w.slack
+        .set_error_times("chat.update", "message_not_found", 1);
+    let id = followup_id(&failed);
+    let click = w.click(ADA, "followup_retry", &id, "retry");
+    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    w.wait_for_sent(
+        "chat.update",
+        "Follow-up ready: Hooli retry",
+        Duration::from_secs(30),
+    )
+    .await;
+    w.stop().await;
+}
+
+/// Issue 7, items 6 and 7: a model answering 429 with `retry-after: 300` does not keep the
+/// person waiting, and a provider's own error text never reaches their DM.
+#[tokio::test]
+async fn a_struggling_model_falls_back_quickly_and_its_words_stay_in_the_log() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        true,
+        &[("ANTHROPIC_DRAFT_BUDGET_SECS", "5")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 71, "Umbrella sync");
+    w.anthropic.push_error(
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit",
+        Some(300),
+    );
+    let picker = w.open_picker(ADA).await;
+    let started = Instant::now();
+    let ready = w.pick(ADA, &picker, 71).await;
+    let text = text_of(&ready);
+    assert!(text.contains("Follow-up ready: Umbrella sync"), "{text}");
+    assert!(text.contains("template"), "{text}");
+    assert!(!text.contains("per-minute"), "provider text leaked: {text}");
+    println!("429 retry-after 300: draft after {:?}", started.elapsed());
+
+    add_today(&w.fathom, ADA_KEY, 72, "Stark audit");
+    w.anthropic.push_error(
+        400,
+        "invalid_request_error",
+        "Your credit balance is too low to access the Anthropic API.",
+        None,
+    );
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 72).await;
+    let text = text_of(&ready);
+    assert!(text.contains("Follow-up ready: Stark audit"), "{text}");
+    assert!(
+        !text.contains("credit balance"),
+        "provider text leaked: {text}"
+    );
+    assert!(text.contains("tell your admin"), "{text}");
+
+    // A model that never answers: the budget ends the wait, with the reason.
+    add_today(&w.fathom, ADA_KEY, 73, "Wonka tasting");
+    w.anthropic.set_delay(Duration::from_secs(30));
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 73).await;
+    let text = text_of(&ready);
+    assert!(text.contains("longer than 5 seconds"), "{text}");
+    w.stop().await;
+}

@@ -2,7 +2,6 @@
 //! still to come (Gmail, Calendar, CRM).
 
 use async_trait::async_trait;
-use serde_json::json;
 use slack_morphism::prelude::*;
 
 use super::edit::save_view_edits;
@@ -37,17 +36,23 @@ pub struct RetryFollowup;
 impl Handler for RetryFollowup {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         let followup = owned(cx).await?;
-        if !cx.services.store.restart_followup(&followup.id).await? {
+        let services = &cx.services;
+        if !services
+            .store
+            .retry_followup(&followup.id, DRAFT_JOB, services.config.jobs.max_attempts)
+            .await?
+        {
             return Ok(()); // a second click, or it is not failed
         }
+        services.queue.notify();
+        // The job is queued: showing "Drafting…" again is a courtesy that may fail.
         if let (Some(channel), Some(ts)) = (&followup.dm_channel, &followup.dm_ts) {
             let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
                 .render_as(&Vars::new().set("title", followup.meeting_title.clone()))?;
-            cx.services.slack.chat_update(channel, ts, drafting).await?;
+            if let Err(e) = services.slack.chat_update(channel, ts, drafting).await {
+                tracing::warn!(error = %e, "could not show Drafting… again; the draft is queued");
+            }
         }
-        cx.services
-            .enqueue(DRAFT_JOB, &json!({ "followup": followup.id }), None)
-            .await?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use slack_morphism::prelude::*;
 
-use super::drafting::{self, Generator, Material};
+use super::drafting::{self, DraftFailure, Generator, Material};
 use super::views::{failed_message, fathom_trouble, ready_message};
 use crate::clients::ApiError;
 use crate::domain::followup::{Draft, Followup};
@@ -95,13 +95,21 @@ async fn draft(services: &Services, material: &Material<'_>) -> (Draft, Generato
             Generator::Template("no AI key is configured".to_owned()),
         );
     };
-    match drafting::with_model(llm.as_ref(), material, &attendees).await {
+    // One budget for the whole draft, retries and repair included: then the template.
+    let budget = services.config.anthropic.draft_budget;
+    let answer = tokio::time::timeout(
+        budget,
+        drafting::with_model(llm.as_ref(), material, &attendees),
+    )
+    .await
+    .unwrap_or(Err(DraftFailure::OverBudget(budget)));
+    match answer {
         Ok(draft) => (draft, Generator::Ai(llm.name().to_owned())),
         Err(failure) => {
             tracing::warn!(error = %failure, "AI draft failed; using the template");
             (
                 drafting::template(material, &attendees),
-                Generator::Template(format!("the AI was unavailable: {failure}")),
+                Generator::Template(failure.for_person()),
             )
         }
     }

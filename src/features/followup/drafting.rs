@@ -270,13 +270,39 @@ pub async fn with_model(
 pub enum DraftFailure {
     Provider(ApiError),
     Invalid(String),
+    /// The whole draft took longer than the budget.
+    OverBudget(std::time::Duration),
 }
 
+/// For the log: everything, the provider's words included.
 impl std::fmt::Display for DraftFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DraftFailure::Provider(e) => write!(f, "{e}"),
             DraftFailure::Invalid(e) => write!(f, "the AI's answer was unusable twice: {e}"),
+            DraftFailure::OverBudget(d) => write!(f, "no answer within {} s", d.as_secs()),
+        }
+    }
+}
+
+impl DraftFailure {
+    /// For the person: plain words, never the provider's text.
+    pub fn for_person(&self) -> String {
+        match self {
+            DraftFailure::Provider(ApiError::RateLimited { .. }) => {
+                "the AI was unavailable (it is busy right now)".to_owned()
+            }
+            DraftFailure::Provider(ApiError::Unauthorized { .. }) => {
+                "the AI was unavailable (it refused our key; tell your admin)".to_owned()
+            }
+            DraftFailure::Provider(ApiError::Rejected { .. } | ApiError::Decode { .. }) => {
+                "the AI was unavailable (it could not take the request; tell your admin)".to_owned()
+            }
+            DraftFailure::Provider(_) => "the AI was unavailable".to_owned(),
+            DraftFailure::Invalid(_) => "the AI's answer was unusable twice".to_owned(),
+            DraftFailure::OverBudget(d) => {
+                format!("the AI took longer than {} seconds", d.as_secs())
+            }
         }
     }
 }
