@@ -1226,3 +1226,60 @@ async fn a_struggling_model_falls_back_quickly_and_its_words_stay_in_the_log() {
     assert!(text.contains("longer than 5 seconds"), "{text}");
     w.stop().await;
 }
+
+/// Issue 7, item 2: a save that stalls past the ack budget keeps the modal open saying so,
+/// never closes it with the edits lost; once the store answers, Save works.
+#[tokio::test]
+async fn a_stalled_save_keeps_the_edit_modal_open() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 81, "Cyberdyne scope");
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 81).await;
+    let id = followup_id(&ready);
+    let view = json!({"type": "modal", "callback_id": "followup_edit", "private_metadata": id});
+    let edited = payloads::state(&[
+        ("subject", "value", payloads::text_input("Stalled subject")),
+        ("body", "value", payloads::text_input("Stalled body")),
+        ("summary", "value", payloads::text_input("s")),
+        ("crm_note", "value", payloads::text_input("n")),
+        ("attendees", "value", payloads::text_input("a@b.c")),
+    ]);
+    // Another connection holds SQLite's write lock: the bot's write waits.
+    let locker = w._db.store().await;
+    let followup_bot::store::Store::Sqlite(pool) = &locker else {
+        unreachable!()
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let submit = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &view,
+        edited.clone(),
+    ));
+    let ack = w.slack.wait_for_ack(&submit, WAIT).await.unwrap();
+    let errors = ack.payload.expect("the modal stays open")["errors"].to_string();
+    assert!(errors.contains("could not be saved"), "{errors}");
+    sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
+    drop(conn);
+
+    let submit = w.send(payloads::view_submission_for(TEAM, ADA, &view, edited));
+    let ack = w.slack.wait_for_ack(&submit, WAIT).await.unwrap();
+    assert!(
+        ack.payload.is_none() || ack.payload == Some(Value::Null),
+        "{ack:?}"
+    );
+    let f = w
+        .app()
+        .store
+        .followup_by_id(&FollowupId(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.current().unwrap().subject, "Stalled subject");
+    w.stop().await;
+}

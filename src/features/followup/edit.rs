@@ -70,6 +70,9 @@ pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> 
     )?)
 }
 
+/// How long saving the edit modal may take inside the ack (well inside `ACK_BUDGET`).
+const SAVE_BUDGET: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// "View & Edit".
 pub struct ViewFollowup;
 
@@ -137,7 +140,15 @@ impl Handler for EditSubmit {
         if !errors.is_empty() {
             return field_errors(&errors);
         }
-        match save_from_submission(services, event, payload).await {
+        // The modal closes only once the text is saved: a save that would outlast the ack
+        // budget keeps the modal open with the text in it (saving again is harmless).
+        let saved =
+            tokio::time::timeout(SAVE_BUDGET, save_from_submission(services, event, payload))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("the save took longer than {SAVE_BUDGET:?}"))
+                });
+        match saved {
             Ok(true) => Ack::Stop(None),
             Ok(false) => field_errors(&[("subject", NOT_YOURS)]),
             Err(e) => {
