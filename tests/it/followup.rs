@@ -105,6 +105,18 @@ impl World {
             .unwrap();
     }
 
+    /// Makes the person's next Fathom poll due now, counting from a minute ago.
+    async fn poll_due_now(&self, user: &str) {
+        let store = &self.app().store;
+        let tenant = store.ensure_tenant(TEAM).await.unwrap();
+        let user = store.ensure_user(tenant.id, user).await.unwrap();
+        let now = followup_bot::store::now();
+        store
+            .set_fathom_poll(user.id, now - chrono::Duration::minutes(1), now)
+            .await
+            .unwrap();
+    }
+
     fn send(&self, envelope: Value) -> String {
         self.slack.send_envelope(envelope).unwrap()
     }
@@ -1072,15 +1084,8 @@ async fn the_poll_hook_announces_without_waiting_for_the_tick() {
     )
     .await;
     w.connect(ADA, ADA_KEY).await;
+    w.poll_due_now(ADA).await;
     let services = w.app();
-    let tenant = services.store.ensure_tenant(TEAM).await.unwrap();
-    let ada = services.store.ensure_user(tenant.id, ADA).await.unwrap();
-    let now = followup_bot::store::now();
-    services
-        .store
-        .set_fathom_poll(ada.id, now - chrono::Duration::minutes(1), now)
-        .await
-        .unwrap();
     w.fathom
         .add_meeting(ADA_KEY, meeting(41, "Hooked call", Utc::now(), 30));
     followup_bot::features::recordings::poll_once(services).await;
@@ -1100,15 +1105,8 @@ async fn a_hostile_or_huge_title_is_announced_escaped_and_within_limits() {
     )
     .await;
     w.connect(ADA, ADA_KEY).await;
+    w.poll_due_now(ADA).await;
     let services = w.app();
-    let tenant = services.store.ensure_tenant(TEAM).await.unwrap();
-    let ada = services.store.ensure_user(tenant.id, ADA).await.unwrap();
-    let now = followup_bot::store::now();
-    services
-        .store
-        .set_fathom_poll(ada.id, now - chrono::Duration::minutes(1), now)
-        .await
-        .unwrap();
     let hostile =
         "Globex R&D <> Acme <!channel> <https://evil.test/login|Reconnect Fathom> <@U0BOSS>";
     w.fathom
