@@ -47,15 +47,6 @@ const DRAFTING_HOLD: Duration = Duration::from_secs(10);
 /// A second ask for the same recording within this long is a double click.
 const DOUBLE_CLICK_WINDOW: Duration = Duration::from_secs(120);
 
-/// How asking for a follow-up went.
-#[derive(Debug)]
-pub enum StartOutcome {
-    /// The follow-up and its drafting job are queued.
-    Started,
-    /// Nothing was started; the words say why, for the person.
-    Refused(String),
-}
-
 impl Services {
     /// Builds every service from the configuration (opening and migrating the database).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -126,17 +117,17 @@ impl Services {
         Ok(id)
     }
 
-    /// Starts drafting the follow-up of one of the person's recordings: "Drafting…" in their
-    /// DM, the follow-up and its job in one transaction. From the picker and the
-    /// meeting-ready DM alike.
+    /// Starts drafting the follow-up of one of the person's recordings: the follow-up and its
+    /// job in one transaction, then "Drafting…" in their DM. `Err` carries words for the
+    /// person when nothing was started. From the picker and the meeting-ready DM alike.
     pub async fn start_followup(
         &self,
         tenant: &Tenant,
         user: &User,
         recording: i64,
-    ) -> anyhow::Result<StartOutcome> {
+    ) -> anyhow::Result<Result<(), String>> {
         let Some(meeting) = self.store.remembered_meeting(user.id, recording).await? else {
-            return Ok(StartOutcome::Refused(
+            return Ok(Err(
                 "I can't find that meeting among yours any more. Type `/followup` to pick it again."
                     .to_owned(),
             ));
@@ -158,7 +149,7 @@ impl Services {
             .await
             .context("creating the follow-up")?;
         let Some(id) = created else {
-            return Ok(StartOutcome::Refused(format!(
+            return Ok(Err(format!(
                 "I started the follow-up for {} a moment ago; it is (or will shortly be) in your DM.",
                 blocks::escape(&meeting.display_title())
             )));
@@ -181,7 +172,7 @@ impl Services {
             warn!(error = %e, "could not release the drafting job; it runs after the hold");
         }
         self.queue.notify();
-        Ok(StartOutcome::Started)
+        Ok(Ok(()))
     }
 }
 

@@ -105,6 +105,28 @@ impl World {
             .unwrap();
     }
 
+    /// Ada's draft of a new recording fails: her key is revoked in Fathom between listing
+    /// and drafting (nothing to retry blindly). Returns the "could not be drafted" message.
+    async fn failed_draft(&self, recording: u64, title: &str) -> Value {
+        add_today(&self.fathom, ADA_KEY, recording, title);
+        let picker = self.open_picker(ADA).await;
+        self.fathom.remove_key(ADA_KEY);
+        self.pick(ADA, &picker, recording).await
+    }
+
+    /// Ada presses Retry on a failed draft; waits for "Follow-up ready".
+    async fn retry_until_ready(&self, failed: &Value, title: &str) {
+        let id = followup_id(failed);
+        let click = self.click(ADA, "followup_retry", &id, "retry");
+        self.slack.wait_for_ack(&click, WAIT).await.unwrap();
+        self.wait_for_sent(
+            "chat.update",
+            &format!("Follow-up ready: {title}"),
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+
     /// Makes the person's next Fathom poll due now, counting from a minute ago.
     async fn poll_due_now(&self, user: &str) {
         let store = &self.app().store;
@@ -964,26 +986,14 @@ async fn settings_are_saved_and_used() {
 async fn a_failed_draft_says_why_and_retry_recovers() {
     let mut w = World::new(Backend::Sqlite, false, &[]).await;
     w.connect(ADA, ADA_KEY).await;
-    add_today(&w.fathom, ADA_KEY, 50, "Soylent review");
-    let picker = w.open_picker(ADA).await;
-    // The key is revoked in Fathom between listing and drafting: nothing to retry blindly.
-    w.fathom.remove_key(ADA_KEY);
-    let failed = w.pick(ADA, &picker, 50).await;
+    let failed = w.failed_draft(50, "Soylent review").await;
     let text = text_of(&failed);
     assert!(text.contains("could not be drafted"), "{text}");
     assert!(text.contains("/fathom-connect"), "says what failed: {text}");
     assert!(text.contains("followup_retry"), "offers Retry: {text}");
 
     w.fathom.add_key(ADA_KEY);
-    let id = followup_id(&failed);
-    let click = w.click(ADA, "followup_retry", &id, "retry");
-    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
-    w.wait_for_sent(
-        "chat.update",
-        "Follow-up ready: Soylent review",
-        Duration::from_secs(30),
-    )
-    .await;
+    w.retry_until_ready(&failed, "Soylent review").await;
     w.stop().await;
 }
 
@@ -1151,23 +1161,12 @@ async fn a_hostile_or_huge_title_is_announced_escaped_and_within_limits() {
 async fn retry_is_not_stuck_when_slack_refuses_the_drafting_update() {
     let mut w = World::new(Backend::Sqlite, false, &[]).await;
     w.connect(ADA, ADA_KEY).await;
-    add_today(&w.fathom, ADA_KEY, 57, "Hooli retry");
-    let picker = w.open_picker(ADA).await;
-    w.fathom.remove_key(ADA_KEY);
-    let failed = w.pick(ADA, &picker, 57).await;
+    let failed = w.failed_draft(57, "Hooli retry").await;
     assert!(text_of(&failed).contains("could not be drafted"));
     w.fathom.add_key(ADA_KEY);
     w.slack
         .set_error_times("chat.update", "message_not_found", 1);
-    let id = followup_id(&failed);
-    let click = w.click(ADA, "followup_retry", &id, "retry");
-    w.slack.wait_for_ack(&click, WAIT).await.unwrap();
-    w.wait_for_sent(
-        "chat.update",
-        "Follow-up ready: Hooli retry",
-        Duration::from_secs(30),
-    )
-    .await;
+    w.retry_until_ready(&failed, "Hooli retry").await;
     w.stop().await;
 }
 

@@ -14,7 +14,7 @@ use crate::clients::fathom::MeetingQuery;
 use crate::dispatch::{Ack, Ctx, Handler, HandlerError, HandlerResult, field_errors};
 use crate::domain::meeting::Meeting;
 use crate::domain::person::{Tenant, User};
-use crate::services::{Services, StartOutcome};
+use crate::services::Services;
 use crate::slack::envelope::SlackEvent;
 use crate::slack::payload::{action_value, state_value, view_id};
 
@@ -229,13 +229,9 @@ impl Handler for PickSubmit {
         let recording: i64 = state_value(&cx.payload, "meeting", "recording")
             .and_then(|v| v.parse().ok())
             .context("no meeting picked")?;
-        match cx
-            .services
+        cx.services
             .start_followup(&cx.tenant, &cx.user, recording)
             .await?
-        {
-            StartOutcome::Started => Ok(()),
-            StartOutcome::Refused(why) => Err(HandlerError::Person(why)),
-        }
+            .map_err(HandlerError::Person)
     }
 }

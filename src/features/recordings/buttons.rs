@@ -5,7 +5,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 
 use crate::dispatch::{Ctx, Handler, HandlerError, HandlerResult};
-use crate::services::{Pending, StartOutcome};
+use crate::services::Pending;
 use crate::slack::envelope::SlackEvent;
 use crate::slack::payload::action_value;
 
@@ -30,13 +30,10 @@ impl Handler for RecordingAction {
             ));
         }
         match self.0 {
-            None => match services
+            None => services
                 .start_followup(&cx.tenant, &cx.user, recording)
                 .await?
-            {
-                StartOutcome::Started => Ok(()),
-                StartOutcome::Refused(why) => Err(HandlerError::Person(why)),
-            },
+                .map_err(HandlerError::Person),
             Some(pending) => {
                 cx.tell(pending.answer()).await?;
                 Ok(())
