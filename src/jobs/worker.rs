@@ -11,8 +11,9 @@ use super::{Dead, JobError, JobHandler, Registry};
 use crate::services::Services;
 use crate::store::jobs::Job;
 
-/// How long a claimed job is ours before another worker may take it over.
-pub const LEASE: Duration = Duration::from_secs(300);
+/// How long a claimed job is ours before another worker may take it over; a running job
+/// renews it every `LEASE / 3`, so a crashed worker's job is taken over within a minute.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// A job running longer than this is stopped and retried (well inside the lease).
 pub const TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -101,7 +102,7 @@ async fn run_one(
             error!("no handler for this kind of job; dead-lettered");
             let _ = services
                 .store
-                .fail_job(job.id, &format!("no handler for kind {}", job.kind), None)
+                .fail_job(&job, &format!("no handler for kind {}", job.kind), None)
                 .await;
             metrics::counter!("jobs_total", "kind" => job.kind.clone(), "outcome" => "dead")
                 .increment(1);
@@ -142,16 +143,25 @@ async fn attempt(
     let abort = task.abort_handle();
     let work = tokio::time::timeout(TIMEOUT, task);
     tokio::pin!(work);
+    let lost = renew_until_lost(services, job);
+    tokio::pin!(lost);
     let result = tokio::select! {
         result = &mut work => result,
+        () = &mut lost => {
+            abort.abort();
+            warn!("lost the job's lease to another worker; stopped this run");
+            return None;
+        }
         _ = shutdown.cancelled() => {
             match tokio::time::timeout(services.config.jobs.shutdown_grace, &mut work).await {
                 Ok(result) => result,
                 Err(_) => {
                     abort.abort();
                     warn!("still running at shutdown; released for the next start");
-                    if let Err(e) = services.store.release_job(job.id).await {
-                        error!(error = %e, "could not release the job; its lease will expire");
+                    match services.store.release_job(job).await {
+                        Ok(true) => {}
+                        Ok(false) => warn!("the job's lease was already taken over"),
+                        Err(e) => error!(error = %e, "could not release the job; its lease will expire"),
                     }
                     return None;
                 }
@@ -173,6 +183,29 @@ async fn attempt(
     })
 }
 
+/// Renews the job's lease every `LEASE / 3`; returns only if another claim took it over.
+async fn renew_until_lost(services: &Services, job: &Job) {
+    let mut tick = tokio::time::interval(LEASE / 3);
+    tick.tick().await; // the claim itself just set the lease
+    loop {
+        tick.tick().await;
+        match services.store.renew_job_lease(job, LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => warn!(error = %e, "could not renew the job's lease"),
+        }
+    }
+}
+
+/// The lease was lost between the run and its outcome: another worker owns the job now.
+fn fenced(written: anyhow::Result<bool>, what: &str) {
+    match written {
+        Ok(true) => {}
+        Ok(false) => warn!("the job's lease was taken over; its new owner records the outcome"),
+        Err(e) => error!(error = %e, "could not record that the job {what}"),
+    }
+}
+
 async fn finish(
     services: &Arc<Services>,
     handler: &dyn JobHandler,
@@ -182,9 +215,7 @@ async fn finish(
     let store = &services.store;
     let outcome = match result {
         Ok(()) => {
-            if let Err(e) = store.complete_job(job.id).await {
-                error!(error = %e, "job done but not marked so; it may run again");
-            }
+            fenced(store.complete_job(job).await, "is done; it may run again");
             "done"
         }
         Err(JobError::Retry(e)) if job.attempts < job.max_attempts => {
@@ -196,9 +227,10 @@ async fn finish(
             let at = crate::store::now()
                 + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::minutes(5));
             warn!(error = ?e, retry_at = %at, "job failed; will retry");
-            if let Err(e2) = store.fail_job(job.id, &format!("{e:#}"), Some(at)).await {
-                error!(error = %e2, "could not schedule the retry; the lease will expire");
-            }
+            fenced(
+                store.fail_job(job, &format!("{e:#}"), Some(at)).await,
+                "is to be retried; its lease will expire",
+            );
             "retry"
         }
         Err(failure) => {
@@ -207,14 +239,17 @@ async fn finish(
                 JobError::Retry(e) | JobError::Permanent(e) => (format!("{e:#}"), None),
             };
             error!(error = ?failure, "job failed for good; dead-lettered");
-            if let Err(e2) = store.fail_job(job.id, &text, None).await {
-                error!(error = %e2, "could not dead-letter the job");
+            match store.fail_job(job, &text, None).await {
+                Ok(true) => {
+                    let dead = Dead {
+                        error: &text,
+                        for_person,
+                    };
+                    handler.dead(services, job, dead).await;
+                }
+                // Another worker owns the job now; it will report its own outcome.
+                other => fenced(other, "failed for good"),
             }
-            let dead = Dead {
-                error: &text,
-                for_person,
-            };
-            handler.dead(services, job, dead).await;
             "dead"
         }
     };

@@ -1,6 +1,12 @@
 //! The durable job queue. A job is claimed with a lease (`locked_until`); a job whose worker
 //! died is claimed again once its lease runs out. PostgreSQL claims with `SKIP LOCKED` so
 //! replicas never take the same job; SQLite has a single writer, so one UPDATE is enough.
+//!
+//! Every write about a claimed job is fenced: it touches the row only while the claim that
+//! read it still holds it (`locked_by` plus the attempt number, which each claim bumps), so a
+//! worker whose lease ran out and was taken over cannot complete, fail or release the job
+//! under its new owner. On PostgreSQL, lease times come from the database's clock (replicas'
+//! clocks may disagree); SQLite is one process with one clock.
 
 use std::time::Duration;
 
@@ -14,8 +20,10 @@ pub struct Job {
     pub id: JobId,
     pub kind: String,
     pub payload: String,
+    /// With `locked_by`, names this claim (each claim bumps it).
     pub attempts: i64,
     pub max_attempts: i64,
+    pub locked_by: String,
 }
 
 /// Queues one job; shared by `enqueue_job` and the writes that queue a job with their row.
@@ -32,16 +40,16 @@ const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attem
                 WHERE (status = 'queued' AND run_at <= $1)
                    OR (status = 'running' AND locked_until < $1)
                 ORDER BY run_at, id LIMIT 1)
-    RETURNING id, kind, payload, attempts, max_attempts";
+    RETURNING id, kind, payload, attempts, max_attempts, locked_by";
 
 const CLAIM_POSTGRES: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1,
-        locked_until = $2, locked_by = $3, updated_at = $1
+        locked_until = now() + make_interval(secs => $2), locked_by = $3, updated_at = $1
     WHERE id = (SELECT id FROM jobs
-                WHERE (status = 'queued' AND run_at <= $1)
-                   OR (status = 'running' AND locked_until < $1)
+                WHERE (status = 'queued' AND run_at <= now())
+                   OR (status = 'running' AND locked_until < now())
                 ORDER BY run_at, id LIMIT 1
                 FOR UPDATE SKIP LOCKED)
-    RETURNING id, kind, payload, attempts, max_attempts";
+    RETURNING id, kind, payload, attempts, max_attempts, locked_by";
 
 impl Store {
     /// Queues a job. With a `dedupe_key`, a second job with the same key is not queued
@@ -84,7 +92,7 @@ impl Store {
             Store::Postgres(pool) => {
                 sqlx::query_as::<_, Job>(CLAIM_POSTGRES)
                     .bind(now)
-                    .bind(until)
+                    .bind(lease.as_secs_f64())
                     .bind(worker)
                     .fetch_optional(pool)
                     .await?
@@ -93,63 +101,104 @@ impl Store {
         Ok(job)
     }
 
-    pub async fn complete_job(&self, id: JobId) -> anyhow::Result<()> {
+    /// Marks a claimed job done; false when this claim no longer holds it.
+    pub async fn complete_job(&self, job: &Job) -> anyhow::Result<bool> {
         let now = now();
-        on_pool!(self, pool => sqlx::query(
+        let done = on_pool!(self, pool => sqlx::query(
             "UPDATE jobs SET status = 'done', locked_until = NULL, locked_by = NULL,
                     last_error = NULL, updated_at = $2
-             WHERE id = $1",
+             WHERE id = $1 AND status = 'running' AND locked_by = $3 AND attempts = $4",
         )
-        .bind(id)
+        .bind(job.id)
         .bind(now)
+        .bind(&job.locked_by)
+        .bind(job.attempts)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(done == 1)
     }
 
     /// Records a failure: the job runs again at `retry_at`, or is dead-lettered when `None`.
+    /// False when this claim no longer holds the job.
     pub async fn fail_job(
         &self,
-        id: JobId,
+        job: &Job,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let now = now();
         let (status, run_at) = match retry_at {
             Some(at) => ("queued", truncate(at)),
             None => ("dead", now),
         };
-        on_pool!(self, pool => sqlx::query(
+        let done = on_pool!(self, pool => sqlx::query(
             "UPDATE jobs SET status = $2, run_at = $3, last_error = $4, locked_until = NULL,
                     locked_by = NULL, updated_at = $5
-             WHERE id = $1",
+             WHERE id = $1 AND status = 'running' AND locked_by = $6 AND attempts = $7",
         )
-        .bind(id)
+        .bind(job.id)
         .bind(status)
         .bind(run_at)
         .bind(error)
         .bind(now)
+        .bind(&job.locked_by)
+        .bind(job.attempts)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(done == 1)
     }
 
-    /// Gives a claimed job back untouched (shutdown): the attempt does not count.
-    pub async fn release_job(&self, id: JobId) -> anyhow::Result<()> {
+    /// Gives a claimed job back untouched (shutdown): the attempt does not count. False when
+    /// this claim no longer holds it.
+    pub async fn release_job(&self, job: &Job) -> anyhow::Result<bool> {
         let now = now();
-        on_pool!(self, pool => sqlx::query(
+        let done = on_pool!(self, pool => sqlx::query(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, locked_until = NULL,
                     locked_by = NULL, updated_at = $2
-             WHERE id = $1 AND status = 'running'",
+             WHERE id = $1 AND status = 'running' AND locked_by = $3 AND attempts = $4",
         )
-        .bind(id)
+        .bind(job.id)
         .bind(now)
+        .bind(&job.locked_by)
+        .bind(job.attempts)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-        Ok(())
+        Ok(done == 1)
+    }
+
+    /// Extends a long job's lease by `lease` from now; false when this claim lost it.
+    pub async fn renew_job_lease(&self, job: &Job, lease: Duration) -> anyhow::Result<bool> {
+        let done = match self {
+            Store::Sqlite(pool) => {
+                let until = now() + chrono::Duration::from_std(lease)?;
+                sqlx::query(
+                    "UPDATE jobs SET locked_until = $2
+                     WHERE id = $1 AND status = 'running' AND locked_by = $3 AND attempts = $4",
+                )
+                .bind(job.id)
+                .bind(until)
+                .bind(&job.locked_by)
+                .bind(job.attempts)
+                .execute(pool)
+                .await?
+                .rows_affected()
+            }
+            Store::Postgres(pool) => sqlx::query(
+                "UPDATE jobs SET locked_until = now() + make_interval(secs => $2)
+                 WHERE id = $1 AND status = 'running' AND locked_by = $3 AND attempts = $4",
+            )
+            .bind(job.id)
+            .bind(lease.as_secs_f64())
+            .bind(&job.locked_by)
+            .bind(job.attempts)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done == 1)
     }
 
     /// With SQLite only one process uses the file, so anything `running` at start was cut off

@@ -27,6 +27,7 @@ both_backends!(
     leases_have_one_holder,
     audit_entries_are_kept,
     a_follow_up_its_job_and_the_click_key_are_written_together,
+    a_worker_whose_lease_was_taken_over_cannot_touch_the_job,
 );
 
 fn cipher() -> Cipher {
@@ -323,7 +324,7 @@ async fn jobs_are_claimed_completed_retried_and_dead_lettered(store: Store, _db:
 
     // Retry: due again at once (retry_at now), attempts counted.
     store
-        .fail_job(job.id, "429 from Fathom", Some(followup_bot::store::now()))
+        .fail_job(&job, "429 from Fathom", Some(followup_bot::store::now()))
         .await
         .unwrap();
     let rec = crate::support::job(&store, job.id).await;
@@ -332,10 +333,7 @@ async fn jobs_are_claimed_completed_retried_and_dead_lettered(store: Store, _db:
     let again = store.claim_job("w", lease).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (a, 2));
 
-    store
-        .fail_job(again.id, "still failing", None)
-        .await
-        .unwrap();
+    store.fail_job(&again, "still failing", None).await.unwrap();
     let rec = crate::support::job(&store, a).await;
     assert_eq!(rec.status, "dead");
 
@@ -350,7 +348,7 @@ async fn jobs_are_claimed_completed_retried_and_dead_lettered(store: Store, _db:
         .unwrap();
     let job = store.claim_job("w", lease).await.unwrap().unwrap();
     assert_eq!(job.id, b);
-    store.complete_job(b).await.unwrap();
+    assert!(store.complete_job(&job).await.unwrap());
     assert_eq!(crate::support::job(&store, b).await.status, "done");
 }
 
@@ -405,12 +403,12 @@ async fn released_jobs_do_not_count_an_attempt(store: Store, _db: &TestDb) {
         .await
         .unwrap()
         .unwrap();
-    store
+    let job = store
         .claim_job("w", Duration::from_secs(60))
         .await
         .unwrap()
         .unwrap();
-    store.release_job(id).await.unwrap();
+    assert!(store.release_job(&job).await.unwrap());
     let rec = crate::support::job(&store, id).await;
     assert_eq!((rec.status.as_str(), rec.attempts), ("queued", 0));
 }
@@ -587,4 +585,91 @@ async fn set_delivery_time(store: &Store, key: &str, at: chrono::DateTime<chrono
                 .unwrap();
         }
     }
+}
+
+/// Issue 7, item 10: complete, fail, release and renew are fenced by the claim.
+async fn a_worker_whose_lease_was_taken_over_cannot_touch_the_job(store: Store, _db: &TestDb) {
+    let id = store
+        .enqueue_job("draft", &serde_json::json!({}), None, 5, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let first = store
+        .claim_job("slow-worker", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = store
+        .claim_job("other-worker", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the expired lease is taken over");
+    assert_eq!(second.id, id);
+    assert!(
+        !store.complete_job(&first).await.unwrap(),
+        "complete is fenced"
+    );
+    assert!(
+        !store.fail_job(&first, "late", None).await.unwrap(),
+        "fail is fenced"
+    );
+    assert!(
+        !store.release_job(&first).await.unwrap(),
+        "release is fenced"
+    );
+    assert!(
+        !store
+            .renew_job_lease(&first, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "renew is fenced"
+    );
+    let row = crate::support::job(&store, id).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("running", 2));
+    assert!(row.last_error.is_none());
+
+    // The same worker claiming again is a new claim: the old one stays fenced.
+    assert!(
+        store
+            .renew_job_lease(&second, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = store
+        .claim_job("other-worker", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!store.complete_job(&second).await.unwrap());
+    assert!(store.complete_job(&third).await.unwrap());
+    assert_eq!(crate::support::job(&store, id).await.status, "done");
+
+    // A renewed lease is not taken over.
+    let id = store
+        .enqueue_job("draft", &serde_json::json!({}), None, 5, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store
+        .claim_job("w", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.id, id);
+    assert!(
+        store
+            .renew_job_lease(&job, Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        store
+            .claim_job("x", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
