@@ -377,6 +377,25 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Counts one refused announcement of a recording; returns how many so far.
+    pub async fn record_announce_failure(
+        &self,
+        user: UserId,
+        recording_id: i64,
+    ) -> anyhow::Result<i64> {
+        let (failures,): (i64,) = on_pool!(self, pool => sqlx::query_as(
+            "INSERT INTO announce_failures (user_id, recording_id, failures) VALUES ($1, $2, 1)
+             ON CONFLICT (user_id, recording_id)
+             DO UPDATE SET failures = announce_failures.failures + 1
+             RETURNING failures",
+        )
+        .bind(user)
+        .bind(recording_id)
+        .fetch_one(pool)
+        .await)?;
+        Ok(failures)
+    }
+
     /// Undoes `mark_recording_seen` when the announcement could not be sent.
     pub async fn forget_recording_seen(
         &self,

@@ -1280,3 +1280,57 @@ async fn a_stalled_save_keeps_the_edit_modal_open() {
     assert_eq!(f.current().unwrap().subject, "Stalled subject");
     w.stop().await;
 }
+
+/// Issue 7, item 5: an announcement Slack keeps refusing never holds back the recordings
+/// after it; it is tried a bounded number of times, then skipped.
+#[tokio::test]
+async fn a_refused_announcement_never_blocks_the_ones_after_it() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[("FATHOM_POLL_INTERVAL_SECS", "86400"), ("JOB_WORKERS", "0")],
+    )
+    .await;
+    w.connect(ADA, ADA_KEY).await;
+    w.poll_due_now(ADA).await;
+    w.slack
+        .set_error_when("chat.postMessage", "Refused sync", "invalid_blocks");
+    let t0 = Utc::now() - chrono::Duration::seconds(30);
+    w.fathom
+        .add_meeting(ADA_KEY, meeting(91, "Refused sync", t0, 30));
+    w.fathom.add_meeting(
+        ADA_KEY,
+        meeting(92, "Fine sync", t0 + chrono::Duration::seconds(1), 30),
+    );
+    let tries = |w: &World| {
+        w.slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| text_of(&c.body).contains("Refused sync"))
+            .count()
+    };
+    followup_bot::features::recordings::poll_once(w.app()).await;
+    w.wait_for_sent("chat.postMessage", "Fine sync", Duration::from_secs(2))
+        .await;
+    for _ in 0..4 {
+        // The clock stays while the refused one is retried; make the next poll due.
+        let store = &w.app().store;
+        let tenant = store.ensure_tenant(TEAM).await.unwrap();
+        let ada = store.ensure_user(tenant.id, ADA).await.unwrap();
+        let since = store.fathom_poll_since(ada.id).await.unwrap().unwrap();
+        store
+            .set_fathom_poll(ada.id, since, followup_bot::store::now())
+            .await
+            .unwrap();
+        followup_bot::features::recordings::poll_once(w.app()).await;
+    }
+    assert_eq!(tries(&w), 3, "tried three times, then skipped");
+    let fine = w
+        .slack
+        .calls("chat.postMessage")
+        .iter()
+        .filter(|c| text_of(&c.body).contains("Fine sync"))
+        .count();
+    assert_eq!(fine, 1, "the one after it was announced once");
+    w.stop().await;
+}

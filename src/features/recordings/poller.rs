@@ -22,6 +22,8 @@ use crate::store::followups::PollTarget;
 const LEASE: &str = "fathom-poller";
 /// Pages read per person per poll (newest first), so one busy account cannot starve others.
 const MAX_PAGES: usize = 10;
+/// Polls that try one recording's announcement before it is skipped.
+const ANNOUNCE_TRIES: i64 = 3;
 
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
     let interval = services.config.fathom.poll_interval;
@@ -121,20 +123,36 @@ async fn poll(services: &Services, target: &PollTarget) -> anyhow::Result<()> {
         .remember_meetings(target.user_id, &found.meetings)
         .await?;
     let mut newest = since;
+    let mut retry_later = false;
     for meeting in &found.meetings {
         if let Some(created) = meeting.created_at {
             newest = newest.max(crate::store::truncate(created));
         }
         if let Err(e) = announce(services, target, meeting).await {
-            // Not announced: keep the clock, so the next poll retries.
-            store
-                .set_fathom_poll(target.user_id, since, now + interval)
+            // One refusal never holds back the others: retried on the next polls (the clock
+            // stays), skipped for good after a few tries.
+            let failures = store
+                .record_announce_failure(target.user_id, meeting.recording_id)
                 .await?;
-            return Err(e);
+            if failures >= ANNOUNCE_TRIES {
+                warn!(error = ?e, recording = meeting.recording_id, failures,
+                      "Slack kept refusing this announcement; skipped");
+            } else {
+                warn!(error = ?e, recording = meeting.recording_id, failures,
+                      "announcement refused; retried on the next poll");
+                store
+                    .forget_recording_seen(target.user_id, meeting.recording_id)
+                    .await?;
+                retry_later = true;
+            }
         }
     }
-    // Only move the clock when every page of new recordings was read.
-    let since = if found.more { since } else { newest };
+    // Only move the clock when every page was read and nothing waits for a retry.
+    let since = if found.more || retry_later {
+        since
+    } else {
+        newest
+    };
     store
         .set_fathom_poll(target.user_id, since, Utc::now() + interval)
         .await?;
@@ -169,7 +187,7 @@ async fn list_new(
     })
 }
 
-/// Announces a recording unless it was already; if Slack refuses, forgets it was seen.
+/// Announces a recording unless it was already (marking it seen first, across replicas).
 async fn announce(
     services: &Services,
     target: &PollTarget,
@@ -193,12 +211,10 @@ async fn announce(
             .set("when", when)
             .set("recording", meeting.recording_id.to_string()),
     )?;
-    if let Err(e) = services.dm(&target.slack_user_id, message).await {
-        store
-            .forget_recording_seen(target.user_id, meeting.recording_id)
-            .await?;
-        return Err(e.context("announcing a recording"));
-    }
+    services
+        .dm(&target.slack_user_id, message)
+        .await
+        .map_err(|e| e.context("announcing a recording"))?;
     info!(
         recording = meeting.recording_id,
         "announced a new recording"

@@ -175,6 +175,8 @@ struct ErrorSpec {
     status: u16,
     retry_after: Option<u64>,
     remaining: Option<usize>,
+    /// Only calls whose body contains this text are refused.
+    when_body_contains: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -364,6 +366,7 @@ impl FakeSlack {
             status: 429,
             retry_after: Some(retry_after_secs),
             remaining: times,
+            when_body_contains: None,
         };
         self.cfg(method, |c| c.error = Some(spec));
     }
@@ -761,6 +764,19 @@ impl FakeSlack {
             status: if rl { 429 } else { 200 },
             retry_after: rl.then_some(1),
             remaining,
+            when_body_contains: None,
+        };
+        self.cfg(method, |c| c.error = Some(spec));
+    }
+
+    /// Refuses every `method` call whose body contains `needle` with `error`, for good.
+    pub fn set_error_when(&self, method: &str, needle: &str, error: &str) {
+        let spec = ErrorSpec {
+            error: error.to_string(),
+            status: 200,
+            retry_after: None,
+            remaining: None,
+            when_body_contains: Some(needle.to_string()),
         };
         self.cfg(method, |c| c.error = Some(spec));
     }
@@ -1136,7 +1152,12 @@ impl FakeSlack {
         let cfg = st.method_cfg.get_mut(method);
         let delay = cfg.as_ref().and_then(|c| c.delay);
         if let Some(c) = cfg {
-            if let Some(spec) = c.error.clone() {
+            if let Some(spec) = c.error.clone()
+                && spec
+                    .when_body_contains
+                    .as_ref()
+                    .is_none_or(|needle| body.to_string().contains(needle.as_str()))
+            {
                 let active = spec.remaining.is_none_or(|n| n > 0);
                 if let Some(n) = c.error.as_mut().and_then(|e| e.remaining.as_mut()) {
                     *n = n.saturating_sub(1);
