@@ -1,4 +1,5 @@
-//! The command line: `run` (default), `migrate`, `keygen`, `doctor`, `manifest`.
+//! The command line: `run` (default), `migrate`, `keygen`, `rotate-keys`, `doctor`,
+//! `manifest`.
 
 use std::process::ExitCode;
 
@@ -23,6 +24,9 @@ enum Command {
     Migrate,
     /// Print a new ENCRYPTION_KEY.
     Keygen,
+    /// Re-seal every stored credential with the current ENCRYPTION_KEY, so the keys in
+    /// ENCRYPTION_KEYS_PREVIOUS can be removed.
+    RotateKeys,
     /// Check the configuration, the database and both Slack tokens; non-zero exit on trouble.
     Doctor,
     /// Print the Slack app manifest.
@@ -61,6 +65,13 @@ pub fn main() -> ExitCode {
                 }
             })
         }
+        Command::RotateKeys => {
+            let config = match load() {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            runtime().block_on(rotate_keys(&config))
+        }
         Command::Run => {
             let config = match load() {
                 Ok(config) => config,
@@ -80,6 +91,37 @@ pub fn main() -> ExitCode {
                 running.stopped().await;
                 ExitCode::SUCCESS
             })
+        }
+    }
+}
+
+async fn rotate_keys(config: &Config) -> ExitCode {
+    let result = async {
+        let store = config.database.open().await?;
+        let cipher = config.encryption.cipher()?;
+        let counts = store.reseal_credentials(&cipher).await?;
+        store.close().await;
+        anyhow::Ok((cipher.key_id(), counts))
+    }
+    .await;
+    match result {
+        Ok((key_id, (resealed, 0))) => {
+            println!(
+                "{resealed} credential(s) re-sealed with key {key_id}; every credential now uses \
+                 it, so ENCRYPTION_KEYS_PREVIOUS can be emptied"
+            );
+            ExitCode::SUCCESS
+        }
+        Ok((key_id, (resealed, unreadable))) => {
+            println!(
+                "{resealed} credential(s) re-sealed with key {key_id}; {unreadable} could not be \
+                 opened with any configured key (their owners must connect again)"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

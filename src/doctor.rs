@@ -70,6 +70,14 @@ async fn check_storage(config: &Config, report: &mut Report) {
         Ok(cipher) => report.ok(&format!("encryption key (id {})", cipher.key_id())),
         Err(e) => report.fail("encryption key", &format!("{e:#}")),
     }
+    if let (None, Some(file)) = (&config.encryption.key, &config.encryption.key_file) {
+        println!(
+            "  warn  ENCRYPTION_KEY is not set, so the key is the file {} beside the database: a \
+             copy of that folder holds both the secrets and their key. Fine for trying the bot; \
+             in production set ENCRYPTION_KEY (`followup-bot keygen`) and keep it elsewhere.",
+            file.display()
+        );
+    }
 }
 
 async fn check_slack(config: &Config, report: &mut Report) {

@@ -24,7 +24,7 @@ use crate::domain::provider::Provider;
 use crate::jobs::queue::Queue;
 use crate::slack::api::SlackApi;
 use crate::store::Store;
-use crate::store::credentials::Subject;
+use crate::store::credentials::{CredentialError, Subject};
 use crate::store::followups::NewFollowup;
 
 pub struct Services {
@@ -83,17 +83,22 @@ impl Services {
         Ok((channel, ts))
     }
 
-    /// A person's Fathom API key, if they connected one.
+    /// A person's Fathom API key, or why there is none to use.
     pub async fn fathom_key(
         &self,
         tenant: TenantId,
         user: UserId,
-    ) -> anyhow::Result<Option<SecretString>> {
-        Ok(self
+    ) -> anyhow::Result<Result<SecretString, NoKey>> {
+        let found = self
             .store
             .credential(&self.cipher, tenant, Subject::User(user), Provider::Fathom)
-            .await?
-            .map(|c| c.secret))
+            .await;
+        Ok(match found {
+            Ok(Some(credential)) => Ok(credential.secret),
+            Ok(None) => Err(NoKey::NotConnected),
+            Err(CredentialError::KeyGone) => Err(NoKey::Unreadable),
+            Err(e) => return Err(e.into()),
+        })
     }
 
     /// Queues a job (once per `dedupe_key`) and wakes a worker.
@@ -173,6 +178,30 @@ impl Services {
         }
         self.queue.notify();
         Ok(Ok(()))
+    }
+}
+
+/// Why a person's key for a service cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoKey {
+    NotConnected,
+    /// Stored, but sealed with an encryption key the bot no longer has.
+    Unreadable,
+}
+
+impl NoKey {
+    /// What the person does about it, for Fathom.
+    pub fn fathom_words(self) -> &'static str {
+        match self {
+            NoKey::NotConnected => {
+                "Connect your Fathom account first: type `/fathom-connect` and paste your API key \
+                 (Fathom → Settings → API Access)."
+            }
+            NoKey::Unreadable => {
+                "Your saved Fathom key can no longer be read (the bot's encryption key was \
+                 changed). Connect Fathom again with `/fathom-connect`."
+            }
+        }
     }
 }
 

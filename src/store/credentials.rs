@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::{Store, now, on_pool};
-use crate::crypto::Cipher;
+use crate::crypto::{Cipher, CryptoError};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::provider::Provider;
 
@@ -70,8 +70,22 @@ struct Row {
 }
 
 /// Binds a sealed secret to its row, so a blob copied into another row will not open.
+/// (`reseal_credentials` builds the same text from the row's columns.)
 fn context(tenant: TenantId, provider: Provider, subject: Subject) -> String {
     format!("credential:{tenant}:{provider}:{}", subject.key())
+}
+
+/// Why a stored credential could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Sealed with a key no longer configured: its owner has to connect that service again.
+    #[error("the credential was sealed with a key that is no longer configured")]
+    KeyGone,
+    /// Tampered with, or not ours.
+    #[error(transparent)]
+    Unreadable(CryptoError),
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
 }
 
 impl Store {
@@ -119,7 +133,7 @@ impl Store {
         tenant: TenantId,
         subject: Subject,
         provider: Provider,
-    ) -> anyhow::Result<Option<Credential>> {
+    ) -> Result<Option<Credential>, CredentialError> {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, secret, account_email, api_domain, expires_at, scopes, metadata, status
              FROM credentials
@@ -129,9 +143,28 @@ impl Store {
         .bind(provider.as_str())
         .bind(subject.key())
         .fetch_optional(pool)
-        .await)?;
+        .await)
+        .map_err(|e| CredentialError::Database(e.into()))?;
         let Some(row) = row else { return Ok(None) };
-        let secret = cipher.open_str(&row.secret, &context(tenant, provider, subject))?;
+        let context = context(tenant, provider, subject);
+        let secret = match cipher.open_str(&row.secret, &context) {
+            Ok(secret) => secret,
+            Err(CryptoError::UnknownKey(id)) => {
+                // Its key left the configuration: unusable, so the person connects again.
+                tracing::error!(key_id = %id, %provider, "a credential is sealed with a key that is no longer configured; its owner must connect again");
+                return Err(CredentialError::KeyGone);
+            }
+            Err(e) => return Err(CredentialError::Unreadable(e)),
+        };
+        if cipher.needs_reseal(&row.secret) {
+            // Sealed with a previous key: move it to the current one, so old keys can go.
+            if let Err(e) = self
+                .reseal(row.id, &row.secret, cipher.seal_str(&secret, &context))
+                .await
+            {
+                tracing::warn!(error = %e, "could not re-seal a credential with the current key");
+            }
+        }
         Ok(Some(Credential {
             id: row.id,
             secret,
@@ -142,6 +175,50 @@ impl Store {
             metadata: serde_json::from_str(&row.metadata).unwrap_or_default(),
             status: row.status,
         }))
+    }
+
+    /// Replaces a sealed secret, unless it changed meanwhile (a reconnect wins).
+    async fn reseal(&self, id: i64, old: &[u8], new: Vec<u8>) -> anyhow::Result<bool> {
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE credentials SET secret = $3 WHERE id = $1 AND secret = $2",
+        )
+        .bind(id)
+        .bind(old)
+        .bind(new)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Re-seals every credential sealed with a previous key (`rotate-keys`). Returns
+    /// (re-sealed, unreadable): unreadable ones were sealed with a key no longer configured.
+    pub async fn reseal_credentials(&self, cipher: &Cipher) -> anyhow::Result<(u64, u64)> {
+        let rows: Vec<(i64, TenantId, String, String, Vec<u8>)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id, tenant_id, provider, subject, secret FROM credentials
+             WHERE status = 'connected'",
+        )
+        .fetch_all(pool)
+        .await)?;
+        let (mut resealed, mut unreadable) = (0, 0);
+        for (id, tenant, provider, subject, secret) in rows {
+            if !cipher.needs_reseal(&secret) {
+                continue;
+            }
+            let context = format!("credential:{tenant}:{provider}:{subject}");
+            match cipher.open(&secret, &context) {
+                Ok(plain) => {
+                    if self
+                        .reseal(id, &secret, cipher.seal(&plain, &context))
+                        .await?
+                    {
+                        resealed += 1;
+                    }
+                }
+                Err(_) => unreadable += 1,
+            }
+        }
+        Ok((resealed, unreadable))
     }
 
     /// Marks a credential revoked (it stays for the audit trail, but is never used again).

@@ -137,6 +137,10 @@ async fn doctor_reports_what_works_and_what_does_not() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("SLACK_BOT_TOKEN works"), "{stdout}");
     assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(
+        stdout.contains("a copy of that folder holds both the secrets and their key"),
+        "warns about the key file beside the database: {stdout}"
+    );
 
     slack.set_error("apps.connections.open", "invalid_auth");
     let out = run(&slack).output().await.unwrap();

@@ -1334,3 +1334,24 @@ async fn a_refused_announcement_never_blocks_the_ones_after_it() {
     assert_eq!(fine, 1, "the one after it was announced once");
     w.stop().await;
 }
+
+/// Issue 7, item 12: a Fathom key sealed with an encryption key the bot no longer has tells
+/// its owner to connect again, instead of "Sorry, something went wrong".
+#[tokio::test]
+async fn a_key_sealed_with_a_removed_encryption_key_asks_to_reconnect() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    w.stop().await;
+    w.settings.retain(|(k, _)| k != "ENCRYPTION_KEY");
+    w.settings.push((
+        "ENCRYPTION_KEY".into(),
+        followup_bot::crypto::generate_key(),
+    ));
+    w.start().await;
+    let picker = w.open_picker(ADA).await;
+    let text = text_of(&picker);
+    assert!(text.contains("can no longer be read"), "{text}");
+    assert!(text.contains("/fathom-connect"), "{text}");
+    assert!(!text.contains("Sorry"), "{text}");
+    w.stop().await;
+}

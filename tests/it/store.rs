@@ -28,6 +28,7 @@ both_backends!(
     audit_entries_are_kept,
     a_follow_up_its_job_and_the_click_key_are_written_together,
     a_worker_whose_lease_was_taken_over_cannot_touch_the_job,
+    credentials_move_to_the_current_key_so_old_keys_can_go,
 );
 
 fn cipher() -> Cipher {
@@ -672,4 +673,74 @@ async fn a_worker_whose_lease_was_taken_over_cannot_touch_the_job(store: Store, 
             .unwrap()
             .is_none()
     );
+}
+
+/// Issue 7, item 12: a credential sealed with a previous key is re-sealed with the current one
+/// when read, and `reseal_credentials` (`rotate-keys`) does the rest; one whose key is gone
+/// says so.
+async fn credentials_move_to_the_current_key_so_old_keys_can_go(store: Store, _db: &TestDb) {
+    use followup_bot::store::credentials::CredentialError;
+    let old_key = SecretString::from(generate_key());
+    let new_key = SecretString::from(generate_key());
+    let old = Cipher::new(&old_key, &[]).unwrap();
+    let rotating = Cipher::new(&new_key, std::slice::from_ref(&old_key)).unwrap();
+    let new_only = Cipher::new(&new_key, &[]).unwrap();
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    let mut users = Vec::new();
+    for (slack_id, secret) in [
+        ("U1", "fathom-one-0123456789"),
+        ("U2", "fathom-two-0123456789"),
+    ] {
+        let user = store.ensure_user(tenant.id, slack_id).await.unwrap();
+        store
+            .put_credential(
+                &old,
+                NewCredential {
+                    tenant: tenant.id,
+                    subject: Subject::User(user.id),
+                    provider: Provider::Fathom,
+                    secret: &SecretString::from(secret.to_owned()),
+                    account_email: None,
+                    api_domain: None,
+                    expires_at: None,
+                    scopes: None,
+                    metadata: serde_json::json!({}),
+                },
+            )
+            .await
+            .unwrap();
+        users.push(user);
+    }
+    // Read during the rotation: re-sealed with the new key on the way.
+    let found = read(&store, &rotating, &users[0]).await.unwrap().unwrap();
+    assert_eq!(found.secret.expose_secret(), "fathom-one-0123456789");
+    let found = read(&store, &new_only, &users[0]).await.unwrap().unwrap();
+    assert_eq!(found.secret.expose_secret(), "fathom-one-0123456789");
+    // Not read yet: the new key alone cannot open it; rotate-keys moves it.
+    assert!(matches!(
+        read(&store, &new_only, &users[1]).await,
+        Err(CredentialError::KeyGone)
+    ));
+    assert_eq!(store.reseal_credentials(&rotating).await.unwrap(), (1, 0));
+    let found = read(&store, &new_only, &users[1]).await.unwrap().unwrap();
+    assert_eq!(found.secret.expose_secret(), "fathom-two-0123456789");
+    assert_eq!(store.reseal_credentials(&new_only).await.unwrap(), (0, 0));
+}
+
+async fn read(
+    store: &Store,
+    cipher: &Cipher,
+    user: &followup_bot::domain::person::User,
+) -> Result<
+    Option<followup_bot::store::credentials::Credential>,
+    followup_bot::store::credentials::CredentialError,
+> {
+    store
+        .credential(
+            cipher,
+            user.tenant_id,
+            Subject::User(user.id),
+            Provider::Fathom,
+        )
+        .await
 }

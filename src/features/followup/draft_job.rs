@@ -16,7 +16,7 @@ use crate::domain::ids::FollowupId;
 use crate::domain::meeting::Meeting;
 use crate::domain::person::User;
 use crate::jobs::{Dead, JobError, JobHandler};
-use crate::services::Services;
+use crate::services::{NoKey, Services};
 use crate::store::jobs::Job;
 
 #[derive(Deserialize)]
@@ -123,12 +123,13 @@ impl JobHandler for Generate {
         let key = services
             .fathom_key(followup.tenant_id, user.id)
             .await?
-            .ok_or_else(|| {
-                JobError::Person(
-                    "Fathom is not connected any more: connect it with `/fathom-connect`, then \
-                     press Retry."
+            .map_err(|no_key| {
+                JobError::Person(match no_key {
+                    NoKey::NotConnected => "Fathom is not connected any more: connect it with \
+                                            `/fathom-connect`, then press Retry."
                         .to_owned(),
-                )
+                    NoKey::Unreadable => format!("{} Then press Retry.", no_key.fathom_words()),
+                })
             })?;
         let meeting = meeting_of(services, &user, &followup).await?;
         let summary = services

@@ -68,13 +68,15 @@ async fn picker(
     user: &User,
     page: &Page,
 ) -> anyhow::Result<SlackView> {
-    let Some(key) = services.fathom_key(tenant.id, user.id).await? else {
-        return Ok(message_modal(
-            PICK,
-            "Follow-up",
-            "Connect your Fathom account first: type `/fathom-connect` and paste your API key \
-             (Fathom → Settings → API Access). Then `/followup` lists your meetings.",
-        )?);
+    let key = match services.fathom_key(tenant.id, user.id).await? {
+        Ok(key) => key,
+        Err(no_key) => {
+            let words = format!(
+                "{} Then `/followup` lists your meetings.",
+                no_key.fathom_words()
+            );
+            return Ok(message_modal(PICK, "Follow-up", &words)?);
+        }
     };
     let query = MeetingQuery {
         created_after: page.before.is_none().then(|| start_of_today(user)),

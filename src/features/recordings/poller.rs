@@ -84,11 +84,11 @@ async fn poll(services: &Services, target: &PollTarget) -> anyhow::Result<()> {
     let interval = chrono::Duration::from_std(services.config.fathom.poll_interval)?;
     let now = crate::store::now();
     let store = &services.store;
-    let Some(key) = services
+    let Ok(key) = services
         .fathom_key(target.tenant_id, target.user_id)
         .await?
     else {
-        return Ok(());
+        return Ok(()); // nothing to poll with; `/followup` tells the person
     };
     let Some(since) = store.fathom_poll_since(target.user_id).await? else {
         // First poll: start from now, not the whole history.
