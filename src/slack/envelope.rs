@@ -125,7 +125,10 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
     let Some(envelope_id) = frame.envelope_id else {
         return Ok(Incoming::Other { kind: frame.kind });
     };
-    let payload = frame.payload.unwrap_or(serde_json::Value::Null);
+    let mut payload = frame.payload.unwrap_or(serde_json::Value::Null);
+    if frame.kind == "interactive" {
+        fill_in_team(&mut payload);
+    }
     let event_id = payload
         .get("event_id")
         .and_then(|v| v.as_str())
@@ -158,6 +161,26 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
             kind: frame.kind,
             error: e.to_string(),
         }),
+    }
+}
+
+/// Org-wide (Enterprise Grid) installs send interactions with `team: null`; the tenant is
+/// the workspace the action came from: the view's `team_id`, else the acting user's.
+/// slack-morphism's models require a team, so it is filled in before parsing.
+fn fill_in_team(payload: &mut serde_json::Value) {
+    let has_team = payload["team"]["id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty());
+    if has_team || !payload.is_object() {
+        return;
+    }
+    let workspace = payload["view"]["team_id"]
+        .as_str()
+        .or_else(|| payload["user"]["team_id"].as_str())
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    if let Some(id) = workspace {
+        payload["team"] = serde_json::json!({ "id": id });
     }
 }
 

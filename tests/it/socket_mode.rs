@@ -458,3 +458,45 @@ async fn shutdown_lets_acked_envelopes_finish() {
         "the acked envelope was handled before the process let go"
     );
 }
+
+/// Issue 7, item 15: an org-wide install's interaction (`team: null`) and one whose user
+/// belongs to another workspace are handled, for the workspace the action came from.
+#[tokio::test]
+async fn interactions_without_a_team_or_from_a_guest_are_handled() {
+    let (slack, _db, running) = setup(Backend::Sqlite).await;
+    let mut org_wide = payloads::block_actions("T0WORKSPACE", USER, "retired_button", "x", None);
+    org_wide["payload"]["team"] = serde_json::Value::Null;
+    org_wide["payload"]["response_url"] = json!(slack.response_url("org"));
+    let id = slack.send_envelope(org_wide).unwrap();
+    slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let post = slack
+        .wait_for_response_post("org", WAIT)
+        .await
+        .expect("handled, not dropped as unreadable");
+    assert!(post.body.to_string().contains("no longer supported"));
+
+    let mut guest = payloads::block_actions("T0HOST", USER, "retired_button", "x", None);
+    guest["payload"]["user"]["team_id"] = json!("T0GUESTHOME");
+    guest["payload"]["response_url"] = json!(slack.response_url("guest"));
+    let id = slack.send_envelope(guest).unwrap();
+    slack.wait_for_ack(&id, WAIT).await.unwrap();
+    slack
+        .wait_for_response_post("guest", WAIT)
+        .await
+        .expect("handled");
+
+    let store = &running.services.store;
+    let followup_bot::store::Store::Sqlite(pool) = store else {
+        unreachable!()
+    };
+    let teams: Vec<(String,)> = sqlx::query_as("SELECT slack_team_id FROM tenants ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let teams: Vec<String> = teams.into_iter().map(|(t,)| t).collect();
+    assert!(teams.contains(&"T0WORKSPACE".to_owned()), "{teams:?}");
+    assert!(teams.contains(&"T0HOST".to_owned()), "{teams:?}");
+    assert!(!teams.contains(&"T0GUESTHOME".to_owned()), "{teams:?}");
+    running.shutdown();
+    running.stopped().await;
+}
