@@ -312,3 +312,28 @@ async fn a_sigkill_while_drafting_is_shown_loses_nothing_and_sends_once() {
     assert_eq!(ready(&slack), 1, "exactly one Follow-up ready");
     child.kill().await.unwrap();
 }
+
+/// Issue 7, item 9: the shipped (release) profile unwinds, so the panic isolation of jobs and
+/// envelopes that the tests exercise in the test profile holds in the shipped binary too.
+/// (A release build is not run in CI: it would double CI's build time.)
+#[test]
+fn the_release_profile_unwinds_panics() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("Cargo.toml");
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .expect("a release profile")
+        .split("\n[")
+        .next()
+        .unwrap_or_default();
+    let aborts = release
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.replace(' ', "") == "panic=\"abort\"");
+    assert!(
+        !aborts,
+        "panic = \"abort\" would let one panic kill the whole bot"
+    );
+}
