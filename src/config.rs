@@ -115,6 +115,7 @@ pub struct EncryptionConfig {
 pub struct HttpConfig {
     pub addr: SocketAddr,
     pub public_base_url: Option<Url>,
+    pub limits: crate::server::Limits,
 }
 
 #[derive(Clone, Debug)]
@@ -538,9 +539,25 @@ impl HttpConfig {
                 }
             }
         });
+        let limits = crate::server::Limits {
+            header_timeout: Duration::from_secs(r.number(
+                "HTTP_HEADER_TIMEOUT_SECS",
+                10u64,
+                1,
+                120,
+            )),
+            request_timeout: Duration::from_secs(r.number(
+                "HTTP_REQUEST_TIMEOUT_SECS",
+                30u64,
+                1,
+                300,
+            )),
+            max_connections: r.number("HTTP_MAX_CONNECTIONS", 256usize, 1, 10_000),
+        };
         Self {
             addr,
             public_base_url,
+            limits,
         }
     }
 }

@@ -96,7 +96,12 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
             services.config.jobs.workers,
             shutdown.clone(),
         )),
-        tokio::spawn(serve(listener, sidecar, mounted, shutdown.clone())),
+        tokio::spawn(crate::server::serve(
+            listener,
+            crate::server::router(sidecar, mounted, services.config.http.limits),
+            services.config.http.limits,
+            shutdown.clone(),
+        )),
         tokio::spawn(housekeeping(services.clone(), shutdown.clone())),
     ];
     for task in feature_tasks {
@@ -125,28 +130,15 @@ async fn stop_after(tasks: Vec<JoinHandle<()>>, dispatcher: Arc<Dispatcher>, sto
     info!("stopped");
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    state: SidecarState,
-    mounted: axum::Router,
-    shutdown: CancellationToken,
-) {
-    let router = crate::server::router(state, mounted);
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-    {
-        warn!(error = %e, "the HTTP sidecar stopped with an error");
-    }
-}
-
-/// Small periodic chores: forget old delivery keys.
+/// Small periodic chores: refresh the job gauges, forget old delivery keys.
 async fn housekeeping(services: Arc<Services>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut gauges = tokio::time::interval(Duration::from_secs(15));
+    let mut prune = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {
+            _ = gauges.tick() => crate::server::record_job_counts(&services.store).await,
+            _ = prune.tick() => {
                 let cutoff = crate::store::now() - chrono::Duration::hours(24);
                 if let Err(e) = services.store.prune_deliveries(cutoff).await {
                     warn!(error = %e, "could not prune delivery keys");

@@ -3,6 +3,7 @@
 //! text is never echoed. It sees a narrow state, never the features.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,7 +14,13 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::slack::socket::SocketStatus;
 use crate::store::Store;
@@ -28,14 +35,29 @@ pub struct SidecarState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// What keeps the public sidecar from being held open.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// A client must send a request's headers within this long (slow-loris).
+    pub header_timeout: Duration,
+    /// A request must be answered within this long, or it gets 408.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
 /// The sidecar's routes, with `mounted` (routes the features bring) beside them.
-pub fn router(state: SidecarState, mounted: Router) -> Router {
+pub fn router(state: SidecarState, mounted: Router, limits: Limits) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(Arc::new(state))
         .merge(mounted)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -85,8 +107,19 @@ async fn ready(State(app): State<Arc<SidecarState>>) -> Response {
     }
 }
 
+/// Renders what is recorded; no database work at scrape time (housekeeping refreshes the
+/// job gauges, see `record_job_counts`).
 async fn metrics(State(app): State<Arc<SidecarState>>) -> Response {
-    match app.store.job_counts().await {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Refreshes the `jobs` gauges from the store (called periodically, never per scrape).
+pub async fn record_job_counts(store: &Store) {
+    match store.job_counts().await {
         Ok(counts) => {
             for status in ["queued", "running", "done", "dead"] {
                 let n = counts
@@ -98,9 +131,65 @@ async fn metrics(State(app): State<Arc<SidecarState>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count jobs"),
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-        .into_response()
+}
+
+/// Serves `router` on `listener` until `shutdown`, within `limits`: a header-read timeout
+/// per connection and a cap on connections served at once; on shutdown, connections finish
+/// their request in flight (up to 10 s).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the sidecar could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let done = tokio::select! {
+                done = conn.as_mut() => done,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, "sidecar connection ended");
+            }
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(Duration::from_secs(10), connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sidecar connections were still open at shutdown");
+    }
 }

@@ -500,3 +500,55 @@ async fn interactions_without_a_team_or_from_a_guest_are_handled() {
     running.shutdown();
     running.stopped().await;
 }
+
+/// Issue 7, item 14: the public sidecar cannot be held open: a client that never finishes
+/// its headers is cut off, and connections beyond the cap wait instead of piling up.
+#[tokio::test]
+async fn the_sidecar_cannot_be_held_open() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slack = FakeSlack::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = bot::settings(&slack, &db);
+    settings.push(("HTTP_HEADER_TIMEOUT_SECS".into(), "1".into()));
+    settings.push(("HTTP_MAX_CONNECTIONS".into(), "2".into()));
+    let running = bot::start_with(
+        bot::config(&settings),
+        followup_bot::features::all(),
+        &slack,
+    )
+    .await;
+    let addr = running.http_addr;
+
+    // Two slow-loris clients take both slots.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: bot\r\n")
+            .await
+            .unwrap();
+        slow.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let health = tokio::time::timeout(
+        Duration::from_secs(10),
+        reqwest::get(format!("http://{addr}/health")),
+    )
+    .await
+    .expect("answered once the slow clients were cut off")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "the third connection waited for a slot ({waited:?})"
+    );
+    // The slow clients were closed by the server.
+    for mut conn in slow {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server closed the slow connection");
+    }
+    running.shutdown();
+    running.stopped().await;
+}
