@@ -12,19 +12,29 @@ use serde_json::json;
 
 use super::{ApiError, decode, send};
 
-/// One request: a system prompt and one user message.
+/// One request: a system prompt and one user message, and optionally a tool the model must
+/// answer with (so the answer's shape is the API's job, not a prose instruction).
 #[derive(Clone, Debug)]
 pub struct Prompt {
     pub system: String,
     pub user: String,
     pub max_tokens: u32,
+    pub tool: Option<Tool>,
+}
+
+/// A tool whose `input_schema` is the shape of the answer wanted.
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
 }
 
 #[async_trait]
 pub trait Llm: Send + Sync {
     /// A name for people ("Claude") and logs.
     fn name(&self) -> &str;
-    /// The model's text answer.
+    /// The model's answer: with a tool, the tool call's input as JSON text; else its text.
     async fn complete(&self, prompt: &Prompt) -> Result<String, ApiError>;
 }
 
@@ -54,19 +64,28 @@ impl Anthropic {
     }
 
     async fn once(&self, prompt: &Prompt) -> Result<String, ApiError> {
+        let mut body = json!({
+            "model": self.model,
+            "max_tokens": prompt.max_tokens,
+            "system": prompt.system,
+            "temperature": 0.3,
+            "messages": [{ "role": "user", "content": prompt.user }],
+        });
+        if let Some(tool) = &prompt.tool {
+            body["tools"] = json!([{
+                "name": tool.name,
+                "description": tool.description,
+                "input_schema": tool.input_schema,
+            }]);
+            body["tool_choice"] = json!({ "type": "tool", "name": tool.name });
+        }
         let request = self
             .http
             .post(format!("{}/v1/messages", self.base))
             .header("x-api-key", self.key.expose_secret())
             .header("anthropic-version", "2023-06-01")
             .timeout(Duration::from_secs(90))
-            .json(&json!({
-                "model": self.model,
-                "max_tokens": prompt.max_tokens,
-                "system": prompt.system,
-                "temperature": 0.3,
-                "messages": [{ "role": "user", "content": prompt.user }],
-            }));
+            .json(&body);
         let body = send(PROVIDER, "messages", request).await?;
         #[derive(Deserialize)]
         struct Block {
@@ -74,12 +93,22 @@ impl Anthropic {
             kind: String,
             #[serde(default)]
             text: String,
+            #[serde(default)]
+            input: Option<serde_json::Value>,
         }
         #[derive(Deserialize)]
         struct Answer {
             content: Vec<Block>,
         }
         let answer: Answer = decode(PROVIDER, &body)?;
+        if let Some(input) = answer
+            .content
+            .iter()
+            .find(|b| b.kind == "tool_use")
+            .and_then(|b| b.input.as_ref())
+        {
+            return Ok(input.to_string());
+        }
         let text: String = answer
             .content
             .into_iter()

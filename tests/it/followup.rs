@@ -1355,3 +1355,48 @@ async fn a_key_sealed_with_a_removed_encryption_key_asks_to_reconnect() {
     assert!(!text.contains("Sorry"), "{text}");
     w.stop().await;
 }
+
+/// Issue 7, item 8: the model is asked with forced tool use, the meeting material fenced as
+/// data, and a partly invalid answer keeps its valid parts.
+#[tokio::test]
+async fn the_model_answers_through_a_forced_tool_and_a_bad_note_keeps_the_email() {
+    let mut w = World::new(Backend::Sqlite, true, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 95, "Vandelay imports");
+    w.anthropic.push_text(
+        json!({
+            "email_subject": "Vandelay next steps",
+            "email_body": "Hi Art,\nthanks for today.",
+            "meeting_summary": "Latex imports.",
+            "crm_note": "not an object",
+            "next_meeting": 17
+        })
+        .to_string(),
+    );
+    let picker = w.open_picker(ADA).await;
+    let ready = w.pick(ADA, &picker, 95).await;
+    assert!(text_of(&ready).contains("Drafted by Claude"), "{ready}");
+    let request = &w.anthropic.requests()[0];
+    assert_eq!(request.body["tool_choice"]["type"], "tool");
+    assert_eq!(request.body["tool_choice"]["name"], "write_followup");
+    assert_eq!(request.body["tools"][0]["name"], "write_followup");
+    assert!(
+        request.body["tools"][0]["input_schema"]["properties"]["crm_note"].is_object(),
+        "the schema is the draft's shape"
+    );
+    let user_text = request.last_user_text().unwrap();
+    assert!(user_text.starts_with("<meeting_material>"), "{user_text}");
+    assert!(user_text.contains("Vandelay imports"));
+    let f = w
+        .app()
+        .store
+        .followup_by_id(&FollowupId(followup_id(&ready)))
+        .await
+        .unwrap()
+        .unwrap();
+    let draft = f.current().unwrap();
+    assert_eq!(draft.subject, "Vandelay next steps");
+    assert_eq!(draft.crm_note, "not an object");
+    assert_eq!(draft.next_meeting, None);
+    w.stop().await;
+}

@@ -413,6 +413,36 @@ fn precheck(
     None
 }
 
+/// The tool a request forces with `tool_choice: {"type": "tool", "name": …}`, if it is one
+/// of its `tools`.
+fn forced_tool(body: &Value) -> Option<String> {
+    let name = body["tool_choice"]
+        .as_object()
+        .filter(|c| c.get("type").and_then(Value::as_str) == Some("tool"))?
+        .get("name")?
+        .as_str()?;
+    body["tools"]
+        .as_array()?
+        .iter()
+        .any(|t| t["name"] == name)
+        .then(|| name.to_owned())
+}
+
+/// What the scripted answer becomes: under a forced tool, a JSON object is the tool's
+/// `input` (as the real API answers); anything else stays a text block (a model that
+/// strays, for the repair path).
+fn content_for(body: &Value, text: &str) -> Value {
+    match (forced_tool(body), serde_json::from_str::<Value>(text)) {
+        (Some(name), Ok(input)) if input.is_object() => json!([{
+            "type": "tool_use",
+            "id": "toolu_fake_01",
+            "name": name,
+            "input": input,
+        }]),
+        _ => json!([{"type": "text", "text": text}]),
+    }
+}
+
 fn respond(status: u16, body: &Value, retry_after: Option<u64>, request_id: &str) -> Response {
     let mut resp = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -474,6 +504,12 @@ async fn messages_handler(
                 });
                 match next {
                     Some(Scripted::Text { text, stop_reason }) => {
+                        let content = content_for(&body, &text);
+                        let stop = if content[0]["type"] == "tool_use" {
+                            "tool_use"
+                        } else {
+                            stop_reason.as_str()
+                        };
                         let input_chars = body.get("messages").map_or(0, |m| m.to_string().len())
                             + body.get("system").map_or(0, |s| s.to_string().len());
                         let ok = json!({
@@ -481,8 +517,8 @@ async fn messages_handler(
                             "type": "message",
                             "role": "assistant",
                             "model": body["model"],
-                            "content": [{"type": "text", "text": text}],
-                            "stop_reason": stop_reason,
+                            "content": content,
+                            "stop_reason": stop,
                             "stop_sequence": null,
                             "usage": {
                                 "input_tokens": (input_chars / 4).max(1),
