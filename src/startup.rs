@@ -78,6 +78,8 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         all.merge(routes(services.clone()))
     });
 
+    // The job gauges exist from the first scrape on (housekeeping refreshes them).
+    crate::server::record_job_counts(&services.store).await;
     let shutdown = CancellationToken::new();
     let mut tasks = vec![
         tokio::spawn(

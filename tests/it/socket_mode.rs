@@ -552,3 +552,37 @@ async fn the_sidecar_cannot_be_held_open() {
     running.shutdown();
     running.stopped().await;
 }
+
+/// Issue 7, item 14: a `/metrics` scrape does no database work, so it answers even while
+/// the jobs table is locked (a scrape used to count the whole table each time).
+#[tokio::test]
+async fn a_metrics_scrape_does_not_wait_for_the_database() {
+    let (_slack, db, running) = setup(Backend::Postgres).await;
+    let locker = db.store().await;
+    let followup_bot::store::Store::Postgres(pool) = &locker else {
+        unreachable!()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let scrape = tokio::time::timeout(
+        Duration::from_secs(5),
+        reqwest::get(format!("{}/metrics", bot::base_url(&running))),
+    )
+    .await
+    .expect("the scrape did not wait for the locked table")
+    .unwrap();
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape
+            .text()
+            .await
+            .unwrap()
+            .contains("jobs{status=\"queued\"}")
+    );
+    tx.rollback().await.unwrap();
+    running.shutdown();
+    running.stopped().await;
+}
