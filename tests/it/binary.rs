@@ -201,8 +201,6 @@ async fn manifest_and_keygen() {
 /// ready", and nothing is lost.
 #[tokio::test]
 async fn a_sigkill_while_drafting_is_shown_loses_nothing_and_sends_once() {
-    use followup_bot::domain::provider::Provider;
-    use followup_bot::store::credentials::{NewCredential, Subject};
     use secrecy::SecretString;
 
     crate::support::init();
@@ -225,23 +223,7 @@ async fn a_sigkill_while_drafting_is_shown_loses_nothing_and_sends_once() {
             followup_bot::crypto::Cipher::new(&SecretString::from(key.clone()), &[]).unwrap();
         let tenant = store.ensure_tenant("T0KILL").await.unwrap();
         let ada = store.ensure_user(tenant.id, "U0ADA").await.unwrap();
-        store
-            .put_credential(
-                &cipher,
-                NewCredential {
-                    tenant: tenant.id,
-                    subject: Subject::User(ada.id),
-                    provider: Provider::Fathom,
-                    secret: &SecretString::from(fathom_key.to_owned()),
-                    account_email: None,
-                    api_domain: None,
-                    expires_at: None,
-                    scopes: None,
-                    metadata: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        crate::support::put_fathom_key(&store, &cipher, &ada, fathom_key).await;
         let listed: followup_bot::domain::meeting::Meeting = serde_json::from_value(
             serde_json::json!({ "recording_id": 61, "title": "Initech renewal" }),
         )

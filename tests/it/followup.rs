@@ -10,8 +10,7 @@ use chrono::Utc;
 use followup_bot::domain::ids::FollowupId;
 use followup_bot::domain::provider::Provider;
 use followup_bot::startup::Running;
-use followup_bot::store::credentials::{NewCredential, Subject};
-use secrecy::SecretString;
+use followup_bot::store::credentials::Subject;
 use serde_json::{Value, json};
 
 const TEAM: &str = "T0SALES";
@@ -86,23 +85,7 @@ impl World {
         let app = self.app();
         let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
         let user = app.store.ensure_user(tenant.id, user).await.unwrap();
-        app.store
-            .put_credential(
-                &app.cipher,
-                NewCredential {
-                    tenant: tenant.id,
-                    subject: Subject::User(user.id),
-                    provider: Provider::Fathom,
-                    secret: &SecretString::from(key.to_owned()),
-                    account_email: None,
-                    api_domain: None,
-                    expires_at: None,
-                    scopes: None,
-                    metadata: json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        crate::support::put_fathom_key(&app.store, &app.cipher, &user, key).await;
     }
 
     /// Ada's draft of a new recording fails: her key is revoked in Fathom between listing

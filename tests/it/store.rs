@@ -692,23 +692,7 @@ async fn credentials_move_to_the_current_key_so_old_keys_can_go(store: Store, _d
         ("U2", "fathom-two-0123456789"),
     ] {
         let user = store.ensure_user(tenant.id, slack_id).await.unwrap();
-        store
-            .put_credential(
-                &old,
-                NewCredential {
-                    tenant: tenant.id,
-                    subject: Subject::User(user.id),
-                    provider: Provider::Fathom,
-                    secret: &SecretString::from(secret.to_owned()),
-                    account_email: None,
-                    api_domain: None,
-                    expires_at: None,
-                    scopes: None,
-                    metadata: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        crate::support::put_fathom_key(&store, &old, &user, secret).await;
         users.push(user);
     }
     // Read during the rotation: re-sealed with the new key on the way.

@@ -117,3 +117,30 @@ pub async fn job(store: &Store, id: followup_bot::domain::ids::JobId) -> JobRow 
     }
     .expect("the job exists")
 }
+
+/// Stores `key` as a person's Fathom key, as `/fathom-connect` does.
+pub async fn put_fathom_key(
+    store: &Store,
+    cipher: &followup_bot::crypto::Cipher,
+    user: &followup_bot::domain::person::User,
+    key: &str,
+) {
+    use followup_bot::store::credentials::{NewCredential, Subject};
+    store
+        .put_credential(
+            cipher,
+            NewCredential {
+                tenant: user.tenant_id,
+                subject: Subject::User(user.id),
+                provider: followup_bot::domain::provider::Provider::Fathom,
+                secret: &secrecy::SecretString::from(key.to_owned()),
+                account_email: None,
+                api_domain: None,
+                expires_at: None,
+                scopes: None,
+                metadata: serde_json::json!({}),
+            },
+        )
+        .await
+        .expect("the key is stored");
+}
