@@ -162,11 +162,16 @@ impl Services {
         let drafting: SlackMessageContent = blocks::FOLLOWUP_DRAFTING
             .render_as(&Vars::new().set("title", meeting.display_title()))?;
         let released = match self.dm(&user.slack_user_id, drafting).await {
-            Ok((channel, ts)) => self
-                .store
-                .attach_followup_message(&id, &channel, &ts)
-                .await
-                .map(drop),
+            Ok((channel, ts)) => match self.store.attach_followup_message(&id, &channel, &ts).await
+            {
+                // Slack took longer than the hold and the job posted the result itself: this
+                // "Drafting…" would never change, so it points there instead.
+                Ok(false) => {
+                    self.retire_drafting(&channel, &ts).await;
+                    Ok(())
+                }
+                other => other.map(drop),
+            },
             Err(e) => {
                 warn!(error = %e, "could not post Drafting…; the job will post the result");
                 self.store.release_followup_job(&id).await
@@ -178,6 +183,18 @@ impl Services {
         }
         self.queue.notify();
         Ok(Ok(()))
+    }
+}
+
+impl Services {
+    /// Turns a "Drafting…" message that lost the race to the job's own result message into
+    /// a pointer to it, so it does not wait forever.
+    pub async fn retire_drafting(&self, channel: &str, ts: &str) {
+        let moved = SlackMessageContent::new()
+            .with_text("Your follow-up is in the message below.".to_owned());
+        if let Err(e) = self.slack.chat_update(channel, ts, moved).await {
+            warn!(error = %e, "could not retire a superseded Drafting… message");
+        }
     }
 }
 

@@ -1383,3 +1383,47 @@ async fn the_model_answers_through_a_forced_tool_and_a_bad_note_keeps_the_email(
     assert_eq!(draft.next_meeting, None);
     w.stop().await;
 }
+
+/// Issue 7, item 1: when Slack is slower than the drafting hold, the job posts the result
+/// itself; the late "Drafting…" then points to it instead of waiting forever, and there is
+/// still exactly one "Follow-up ready".
+#[tokio::test]
+async fn a_drafting_message_slower_than_the_hold_points_to_the_result() {
+    let mut w = World::new(Backend::Sqlite, false, &[]).await;
+    w.connect(ADA, ADA_KEY).await;
+    add_today(&w.fathom, ADA_KEY, 97, "Pied Piper demo");
+    let picker = w.open_picker(ADA).await;
+    w.slack
+        .set_delay("chat.postMessage", Duration::from_secs(12));
+    let id = w.send(payloads::view_submission_for(
+        TEAM,
+        ADA,
+        &picker,
+        payloads::state(&[(
+            "meeting",
+            "recording",
+            payloads::static_select_input("97", "m"),
+        )]),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.wait_for_sent(
+        "chat.postMessage",
+        "Follow-up ready: Pied Piper demo",
+        Duration::from_secs(40),
+    )
+    .await;
+    // The fake records a call before its delay: the result post returns 12 s later.
+    w.wait_for_sent(
+        "chat.update",
+        "in the message below",
+        Duration::from_secs(20),
+    )
+    .await;
+    let ready = ["chat.postMessage", "chat.update"]
+        .iter()
+        .flat_map(|m| w.slack.calls(m))
+        .filter(|c| c.response["ok"] == true && text_of(&c.body).contains("Follow-up ready"))
+        .count();
+    assert_eq!(ready, 1);
+    w.stop().await;
+}

@@ -211,11 +211,23 @@ async fn deliver(
     match (&followup.dm_channel, &followup.dm_ts) {
         (Some(channel), Some(ts)) => services.slack.chat_update(channel, ts, message).await?,
         _ => {
+            let store = &services.store;
             let (dm, ts) = services.dm(slack_user, message).await?;
-            services
-                .store
-                .set_followup_message(&followup.id, &dm, &ts)
-                .await?;
+            if !store
+                .attach_followup_message(&followup.id, &dm, &ts)
+                .await?
+            {
+                // The person's "Drafting…" landed while this was posted: point it here.
+                if let Some(Followup {
+                    dm_channel: Some(channel),
+                    dm_ts: Some(drafting),
+                    ..
+                }) = store.followup_by_id(&followup.id).await?
+                {
+                    services.retire_drafting(&channel, &drafting).await;
+                }
+                store.set_followup_message(&followup.id, &dm, &ts).await?;
+            }
         }
     }
     Ok(())
