@@ -64,6 +64,18 @@ pub const FOLLOWUP_EDIT: Template = template!("followup_edit");
 pub const NOTICE: Template = template!("notice");
 pub const FOLLOWUP_SETTINGS: Template = template!("followup_settings");
 pub const RECORDING_READY: Template = template!("recording_ready");
+/// `/gmail-connect`'s answer: the connect button.
+pub const GMAIL_CONNECT: Template = template!("gmail_connect");
+pub const GMAIL_CONNECTED: Template = template!("gmail_connected");
+/// Offered after connecting from a follow-up's Gmail Draft button.
+pub const GMAIL_PENDING_DRAFT: Template = template!("gmail_pending_draft");
+pub const CALENDAR_EVENT: Template = template!("calendar_event");
+/// What a follow-up's action made ("Draft saved", "Event created"), with its link.
+pub const FOLLOWUP_RESULT: Template = template!("followup_result");
+/// In the edit modal: what was made from the follow-up, with its link.
+pub const FOLLOWUP_STATUS: Template = template!("followup_status");
+/// In the edit modal: an action under way.
+pub const FOLLOWUP_WORKING: Template = template!("followup_working");
 
 /// Every template, so tests can check each one parses and fits Block Kit.
 pub const ALL: &[Template] = &[
@@ -80,6 +92,13 @@ pub const ALL: &[Template] = &[
     NOTICE,
     FOLLOWUP_SETTINGS,
     RECORDING_READY,
+    GMAIL_CONNECT,
+    GMAIL_CONNECTED,
+    GMAIL_PENDING_DRAFT,
+    CALENDAR_EVENT,
+    FOLLOWUP_RESULT,
+    FOLLOWUP_STATUS,
+    FOLLOWUP_WORKING,
 ];
 
 /// Block Kit's limits, checked on a rendered view or message. Returns every breach.

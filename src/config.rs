@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::clients::fathom::Fathom;
+use crate::clients::google::{Endpoints, Google};
 use crate::clients::llm::{Anthropic, Llm};
 use crate::crypto::Cipher;
 use crate::slack::api::MorphismSlack;
@@ -562,6 +563,22 @@ impl HttpConfig {
     }
 }
 
+impl HttpConfig {
+    /// `{PUBLIC_BASE_URL}{path}` (`path` starts with `/`), when the bot has a public address.
+    pub fn public_url(&self, path: &str) -> Option<String> {
+        self.public_base_url
+            .as_ref()
+            .map(|base| format!("{}{path}", base.as_str().trim_end_matches('/')))
+    }
+
+    /// Whether the public address is https (cookies are then `Secure`).
+    pub fn public_is_https(&self) -> bool {
+        self.public_base_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
 impl AnthropicConfig {
     /// The model client, or `None` without a key.
     pub fn client(&self, http: &reqwest::Client) -> Option<Arc<dyn Llm>> {
@@ -601,6 +618,37 @@ impl GoogleConfig {
                 "https://www.googleapis.com/calendar/v3",
             ),
         }
+    }
+}
+
+impl GoogleConfig {
+    /// The Google client, when `GOOGLE_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL` are set
+    /// (the redirect URL is `{PUBLIC_BASE_URL}/oauth/google/callback`).
+    pub fn client(
+        &self,
+        http: &reqwest::Client,
+        web: &HttpConfig,
+    ) -> anyhow::Result<Option<Google>> {
+        let (Some(client), Some(redirect)) =
+            (&self.client, web.public_url("/oauth/google/callback"))
+        else {
+            return Ok(None);
+        };
+        Google::new(
+            http.clone(),
+            &client.client_id,
+            &client.client_secret,
+            &redirect,
+            Endpoints {
+                auth_url: self.auth_url.clone(),
+                token_url: self.token_url.clone(),
+                revoke_url: self.revoke_url.clone(),
+                userinfo_url: self.userinfo_url.clone(),
+                gmail_api_url: self.gmail_api_url.clone(),
+                calendar_api_url: self.calendar_api_url.clone(),
+            },
+        )
+        .map(Some)
     }
 }
 

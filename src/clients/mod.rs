@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 pub mod fathom;
+pub mod google;
 pub mod llm;
 
 /// The one HTTP client of the process (rustls on ring, pooled connections).
@@ -12,6 +13,9 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(60))
         .user_agent(concat!("followup-bot/", env!("CARGO_PKG_VERSION")))
+        // APIs answer where they are asked; a redirect is never followed (the OAuth token
+        // exchange must not be sent elsewhere).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client builds with rustls")
 }

@@ -206,7 +206,12 @@ impl Ctx {
     /// Tells the acting person something privately: via the event's `response_url` when
     /// there is one, else in their DM with the bot. Never in a shared channel.
     pub async fn tell(&self, text: &str) -> anyhow::Result<()> {
-        let content = SlackMessageContent::new().with_text(text.to_owned());
+        self.tell_content(SlackMessageContent::new().with_text(text.to_owned()))
+            .await
+    }
+
+    /// As `tell`, with blocks.
+    pub async fn tell_content(&self, content: SlackMessageContent) -> anyhow::Result<()> {
         if let Some(url) = &self.response_url
             && self
                 .services

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{FollowupId, TenantId, UserId};
+use super::meeting::Invitee;
 
 /// The job kind that drafts a follow-up (queued with the follow-up, run by its feature).
 pub const DRAFT_JOB: &str = "followup.generate";
@@ -73,7 +74,24 @@ pub struct Followup {
     pub edited: Option<Draft>,
     pub dm_channel: Option<String>,
     pub dm_ts: Option<String>,
+    /// The meeting's external invitees (names and emails), as Fathom listed them.
+    pub invitees: Vec<Invitee>,
+    /// The Gmail draft made from it, with the link that opens it.
+    pub gmail: Option<Created>,
+    /// The calendar event made from it (`link`: the event's page).
+    pub calendar: Option<Created>,
 }
+
+/// Something made at a provider from a follow-up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Created {
+    pub id: String,
+    pub link: Option<String>,
+}
+
+/// The job kinds that save a follow-up as a Gmail draft and create its calendar event.
+pub const GMAIL_DRAFT_JOB: &str = "followup.gmail_draft";
+pub const CALENDAR_EVENT_JOB: &str = "followup.calendar_event";
 
 impl Followup {
     /// What every action must use: the person's latest edit, else the draft.

@@ -7,6 +7,7 @@ pub use crate::registry::Features;
 pub mod connect;
 pub mod fallback;
 pub mod followup;
+pub mod google;
 pub mod home;
 pub mod recordings;
 pub mod settings;
@@ -16,6 +17,7 @@ pub fn all() -> Features {
     let mut features = Features::new(fallback::Unknown);
     connect::register(&mut features);
     followup::register(&mut features);
+    google::register(&mut features);
     recordings::register(&mut features);
     settings::register(&mut features);
     home::register(&mut features);

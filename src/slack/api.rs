@@ -90,6 +90,8 @@ pub trait SlackApi: Send + Sync {
     async fn auth_test(&self) -> SlackResult<BotIdentity>;
     /// Returns the new view's id.
     async fn views_open(&self, trigger_id: &str, view: SlackView) -> SlackResult<String>;
+    /// Pushes a view onto the open modal's stack; returns the new view's id.
+    async fn views_push(&self, trigger_id: &str, view: SlackView) -> SlackResult<String>;
     async fn views_update(
         &self,
         view_id: &str,
@@ -192,6 +194,17 @@ impl SlackApi for MorphismSlack {
             let session = self.client.open_session(&self.bot_token);
             let r = session
                 .views_open(&SlackApiViewsOpenRequest::new(trigger_id.into(), view))
+                .await?;
+            Ok(r.view.state_params.id.to_string())
+        })
+        .await
+    }
+
+    async fn views_push(&self, trigger_id: &str, view: SlackView) -> SlackResult<String> {
+        observe("views.push", async move {
+            let session = self.client.open_session(&self.bot_token);
+            let r = session
+                .views_push(&SlackApiViewsPushRequest::new(trigger_id.into(), view))
                 .await?;
             Ok(r.view.state_params.id.to_string())
         })

@@ -243,4 +243,46 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         Ok(done > 0)
     }
+
+    /// Deletes a subject's credential for a provider (a disconnect); true when one was there.
+    pub async fn delete_credential(
+        &self,
+        tenant: TenantId,
+        subject: Subject,
+        provider: Provider,
+    ) -> anyhow::Result<bool> {
+        let done = on_pool!(self, pool => sqlx::query(
+            "DELETE FROM credentials WHERE tenant_id = $1 AND provider = $2 AND subject = $3",
+        )
+        .bind(tenant)
+        .bind(provider.as_str())
+        .bind(subject.key())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Marks a credential's access token as expired, so the next use refreshes it (a
+    /// provider refused a token the bot thought valid).
+    pub async fn expire_credential(
+        &self,
+        tenant: TenantId,
+        subject: Subject,
+        provider: Provider,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE credentials SET expires_at = $4, updated_at = $4
+             WHERE tenant_id = $1 AND provider = $2 AND subject = $3",
+        )
+        .bind(tenant)
+        .bind(provider.as_str())
+        .bind(subject.key())
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
 }

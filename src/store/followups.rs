@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Store, now, on_pool, truncate};
-use crate::domain::followup::{Draft, Followup};
+use crate::domain::followup::{Created, Draft, Followup};
 use crate::domain::ids::{FollowupId, TenantId, UserId};
 use crate::domain::meeting::Meeting;
 use crate::domain::person::Settings;
@@ -25,6 +25,11 @@ struct Row {
     edited: Option<String>,
     dm_channel: Option<String>,
     dm_ts: Option<String>,
+    gmail_draft_id: Option<String>,
+    gmail_draft_link: Option<String>,
+    calendar_event_id: Option<String>,
+    calendar_event_link: Option<String>,
+    attendees: String,
 }
 
 impl From<Row> for Followup {
@@ -45,6 +50,15 @@ impl From<Row> for Followup {
             edited: parse(r.edited),
             dm_channel: r.dm_channel,
             dm_ts: r.dm_ts,
+            invitees: serde_json::from_str(&r.attendees).unwrap_or_default(),
+            gmail: r.gmail_draft_id.map(|id| Created {
+                id,
+                link: r.gmail_draft_link,
+            }),
+            calendar: r.calendar_event_id.map(|id| Created {
+                id,
+                link: r.calendar_event_link,
+            }),
         }
     }
 }
@@ -204,7 +218,8 @@ impl Store {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
                     meeting_started_at, language, status, generator, draft, edited, dm_channel,
-                    dm_ts
+                    dm_ts, gmail_draft_id, gmail_draft_link, calendar_event_id,
+                    calendar_event_link, attendees
              FROM followups WHERE id = $1 AND tenant_id = $2 AND user_id = $3",
         )
         .bind(id)
@@ -220,7 +235,8 @@ impl Store {
         let row = on_pool!(self, pool => sqlx::query_as::<_, Row>(
             "SELECT id, tenant_id, user_id, recording_id, meeting_title, meeting_url,
                     meeting_started_at, language, status, generator, draft, edited, dm_channel,
-                    dm_ts
+                    dm_ts, gmail_draft_id, gmail_draft_link, calendar_event_id,
+                    calendar_event_link, attendees
              FROM followups WHERE id = $1",
         )
         .bind(id)
@@ -407,6 +423,50 @@ impl Store {
         )
         .bind(user)
         .bind(recording_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the Gmail draft made from a follow-up (its draft id and the link that opens it).
+    pub async fn set_gmail_draft(
+        &self,
+        id: &FollowupId,
+        draft_id: &str,
+        link: &str,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET gmail_draft_id = $2, gmail_draft_link = $3, updated_at = $4
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(draft_id)
+        .bind(link)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records the calendar event made from a follow-up, with its link.
+    pub async fn set_calendar_event(
+        &self,
+        id: &FollowupId,
+        event_id: &str,
+        link: &str,
+    ) -> anyhow::Result<()> {
+        let now = now();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE followups SET calendar_event_id = $2, calendar_event_link = $3, updated_at = $4
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(event_id)
+        .bind(link)
+        .bind(now)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

@@ -76,6 +76,39 @@ impl Store {
         Ok(row.map(|(id,)| id))
     }
 
+    /// Queues a person's action once per `dedupe_key`: while a job with the key is queued,
+    /// running or done, a second ask gets `None`; one whose earlier job was dead-lettered
+    /// (the person fixed the cause and asks again) is queued afresh. One transaction.
+    pub async fn enqueue_once(
+        &self,
+        kind: &str,
+        payload: &serde_json::Value,
+        dedupe_key: &str,
+        max_attempts: i32,
+    ) -> anyhow::Result<Option<JobId>> {
+        let now = now();
+        let payload = payload.to_string();
+        let row: Option<(JobId,)> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM jobs WHERE dedupe_key = $1 AND status = 'dead'")
+                .bind(dedupe_key)
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query_as(INSERT_JOB)
+                .bind(kind)
+                .bind(&payload)
+                .bind(i64::from(max_attempts))
+                .bind(now)
+                .bind(dedupe_key)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            row
+        });
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Claims the next due job (or one whose worker's lease ran out) for `worker`.
     pub async fn claim_job(&self, worker: &str, lease: Duration) -> anyhow::Result<Option<Job>> {
         let now = now();

@@ -20,9 +20,10 @@ pub struct OAuthState {
     pub user_id: UserId,
     pub pkce_verifier: Option<Vec<u8>>,
     pub extra: String,
+    pub browser_hash: Option<String>,
 }
 
-fn hash(state: &str) -> String {
+pub fn hash(state: &str) -> String {
     let digest = Sha256::digest(state.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -77,10 +78,34 @@ impl Store {
         Ok(on_pool!(self, pool => sqlx::query_as::<_, OAuthState>(
             "UPDATE oauth_states SET used_at = $3
              WHERE state_hash = $1 AND provider = $2 AND used_at IS NULL AND expires_at > $3
-             RETURNING provider, tenant_id, user_id, pkce_verifier, extra",
+             RETURNING provider, tenant_id, user_id, pkce_verifier, extra, browser_hash",
         )
         .bind(hash(state))
         .bind(provider)
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// Ties an unused, unexpired state to the browser that opened its link (a hash of that
+    /// browser's cookie) and returns it; the same browser may open it again, another may
+    /// not. `None` for an unknown, used, expired or already-claimed state.
+    pub async fn bind_oauth_browser(
+        &self,
+        state: &str,
+        provider: &str,
+        browser_hash: &str,
+    ) -> anyhow::Result<Option<OAuthState>> {
+        let now = now();
+        Ok(on_pool!(self, pool => sqlx::query_as::<_, OAuthState>(
+            "UPDATE oauth_states SET browser_hash = $3
+             WHERE state_hash = $1 AND provider = $2 AND used_at IS NULL AND expires_at > $4
+               AND (browser_hash IS NULL OR browser_hash = $3)
+             RETURNING provider, tenant_id, user_id, pkce_verifier, extra, browser_hash",
+        )
+        .bind(hash(state))
+        .bind(provider)
+        .bind(browser_hash)
         .bind(now)
         .fetch_optional(pool)
         .await)?)

@@ -53,6 +53,9 @@ fn followup(body: &str) -> Followup {
         edited: None,
         dm_channel: Some("D1".into()),
         dm_ts: Some("1.2".into()),
+        invitees: Vec::new(),
+        gmail: None,
+        calendar: None,
     }
 }
 
@@ -84,6 +87,14 @@ fn sample() -> Vars {
         .set("body", "b")
         .set("crm_note", "n")
         .set("attendees", "a@b.c")
+        .set("url", "https://example.test/x?a=1&b=2")
+        .set("email", "sam@seller.test")
+        .set("date", "2026-12-09")
+        .set("time", "10:00")
+        .set("description", "d")
+        .set("tz", "Europe/Rome")
+        .set("icon", ":email:")
+        .set("label", "Open")
 }
 
 #[test]
@@ -98,7 +109,7 @@ fn every_template_renders_parses_and_fits() {
                 serde_json::from_value::<SlackView>(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", template.name));
             }
-            Some("actions") | Some("context") => {}
+            Some("actions") | Some("context") | Some("section") => {}
             _ => {
                 serde_json::from_value::<SlackMessageContent>(value.clone())
                     .unwrap_or_else(|e| panic!("{}: {e}", template.name));

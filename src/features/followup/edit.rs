@@ -29,6 +29,40 @@ fn edited_draft(payload: &Value, previous: Option<&Draft>) -> Draft {
 
 /// Renders "Edit Follow-up" with the current text, cut visibly where Slack's limits demand.
 pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> {
+    edit_view_with(followup, user, None)
+}
+
+/// What was made from the follow-up (Gmail draft, calendar event), as lines for its views.
+pub(super) fn made_lines(followup: &Followup) -> anyhow::Result<Vec<Value>> {
+    let mut lines = Vec::new();
+    for (made, icon, text, label) in [
+        (&followup.gmail, ":email:", "Gmail draft saved.", "Open it in Gmail"),
+        (
+            &followup.calendar,
+            ":calendar:",
+            "Calendar event created.",
+            "Open the event",
+        ),
+    ] {
+        if let Some(link) = made.as_ref().and_then(|m| m.link.clone()) {
+            lines.push(blocks::FOLLOWUP_STATUS.render(
+                &Vars::new()
+                    .set("icon", icon)
+                    .set("text", text)
+                    .set("url", link)
+                    .set("label", label),
+            )?);
+        }
+    }
+    Ok(lines)
+}
+
+/// As `edit_view`, with a line saying what is under way (`working`).
+pub(super) fn edit_view_with(
+    followup: &Followup,
+    user: &User,
+    working: Option<&str>,
+) -> anyhow::Result<SlackView> {
     let draft = followup.current().cloned().unwrap_or_default();
     let mut notices = Vec::new();
     let mut field = |name: &str, text: &str, max: usize| -> anyhow::Result<String> {
@@ -48,6 +82,10 @@ pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> 
     let summary = field("summary", &draft.summary, 3000)?;
     let crm_note = field("CRM note", &draft.crm_note, 3000)?;
     let attendees = field("attendee list", &draft.attendees, 3000)?;
+    notices.extend(made_lines(followup)?);
+    if let Some(text) = working {
+        notices.push(blocks::FOLLOWUP_WORKING.render(&Vars::new().set("text", text))?);
+    }
     let when = followup
         .meeting_started_at
         .map(|t| {

@@ -4,20 +4,24 @@
 //!
 //! Every button carries a follow-up id; each handler first checks the acting person owns it.
 
-use crate::domain::followup::DRAFT_JOB;
+use crate::domain::followup::{CALENDAR_EVENT_JOB, DRAFT_JOB, GMAIL_DRAFT_JOB};
 use crate::registry::Features;
 use crate::services::Pending;
 
 mod actions;
+mod calendar;
 mod draft_job;
 pub mod drafting;
 mod edit;
+mod gmail;
 mod owned;
 mod picker;
 mod views;
 
 pub use edit::edit_view;
 pub use picker::meeting_label;
+pub use calendar::{event_id, proposed_start};
+pub use gmail::message_id;
 pub use views::ready_message;
 
 pub fn register(features: &mut Features) {
@@ -28,15 +32,22 @@ pub fn register(features: &mut Features) {
     features.submission("followup_edit", edit::EditSubmit);
     features.action("followup_retry", actions::RetryFollowup);
     for (id, pending) in [
-        ("followup_gmail", Pending::Gmail),
-        ("followup_calendar", Pending::Calendar),
         ("followup_crm_note", Pending::CrmNote),
         ("followup_deals", Pending::Deals),
         ("followup_task", Pending::Task),
     ] {
         features.action(id, actions::FollowupAction(pending));
     }
+    features.action("followup_gmail", gmail::GmailDraft);
+    features.action("followup_calendar", calendar::CalendarButton);
+    features.submission(calendar::CALLBACK, calendar::CalendarSubmit);
     features
         .jobs
         .add(DRAFT_JOB, std::sync::Arc::new(draft_job::Generate));
+    features
+        .jobs
+        .add(GMAIL_DRAFT_JOB, std::sync::Arc::new(gmail::SaveDraft));
+    features
+        .jobs
+        .add(CALENDAR_EVENT_JOB, std::sync::Arc::new(calendar::CreateEvent));
 }

@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::blocks::{self, Vars};
 use crate::clients::fathom::Fathom;
+use crate::clients::google::Google;
 use crate::clients::llm::Llm;
 use crate::config::Config;
 use crate::crypto::Cipher;
@@ -40,6 +41,24 @@ pub struct Services {
     pub people: Directory,
     /// `None` without `ANTHROPIC_API_KEY`: drafts come from the template.
     pub llm: Option<Arc<dyn Llm>>,
+    /// `None` without `GOOGLE_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL`.
+    pub google: Option<Google>,
+    /// One token refresh at a time per person.
+    pub(crate) google_refresh: RefreshLocks,
+}
+
+/// A person's Google connection (`impl Services` there).
+pub mod google;
+
+/// Per-person locks, so concurrent token refreshes for one person collapse into one.
+#[derive(Default)]
+pub struct RefreshLocks(Mutex<HashMap<UserId, Arc<tokio::sync::Mutex<()>>>>);
+
+impl RefreshLocks {
+    pub(crate) fn get(&self, user: UserId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(user).or_default().clone()
+    }
 }
 
 /// How long a new follow-up's job waits for its "Drafting…" message before it runs anyway.
@@ -62,6 +81,11 @@ impl Services {
         Ok(Self {
             fathom: config.fathom.client(&http),
             llm: config.anthropic.client(&http),
+            google: config
+                .google
+                .client(&http, &config.http)
+                .context("setting up the Google client")?,
+            google_refresh: Default::default(),
             people: Directory::default(),
             store,
             slack,
@@ -223,11 +247,9 @@ impl NoKey {
 }
 
 /// What a follow-up action needs that this version does not have yet: the honest answer
-/// its buttons give until the Google and CRM features land.
+/// its buttons give until the CRM features land.
 #[derive(Clone, Copy)]
 pub enum Pending {
-    Gmail,
-    Calendar,
     CrmNote,
     Deals,
     Task,
@@ -236,12 +258,6 @@ pub enum Pending {
 impl Pending {
     pub fn answer(self) -> &'static str {
         match self {
-            Pending::Gmail => {
-                "Gmail is not connected yet: saving drafts to your mailbox comes with `/gmail-connect`, which this version does not have. Your text is saved here; copy it from *View & Edit* meanwhile."
-            }
-            Pending::Calendar => {
-                "Google Calendar is not connected yet: proposing events comes with `/gmail-connect`, which this version does not have."
-            }
             Pending::CrmNote => {
                 "No CRM is connected yet: notes go to the CRM once `/crono-connect` is available in a coming version. Your CRM note is saved with the follow-up."
             }

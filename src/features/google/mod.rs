@@ -1,0 +1,83 @@
+//! `/gmail-connect` and `/gmail-disconnect`, and the sidecar's Google OAuth routes:
+//! `/oauth/google/start` (binds the state to the browser, redirects to Google with PKCE) and
+//! `/oauth/google/callback` (checks the state, exchanges the code, saves the tokens sealed,
+//! tells the person). Saving drafts and events lives with the follow-up.
+
+use async_trait::async_trait;
+use slack_morphism::prelude::*;
+
+use crate::blocks;
+use crate::dispatch::{Ctx, Handler, HandlerResult};
+use crate::domain::provider::Provider;
+use crate::registry::Features;
+use crate::slack::envelope::SlackEvent;
+
+mod oauth;
+
+pub fn register(features: &mut Features) {
+    features.command("/gmail-connect", ConnectCommand);
+    features.command("/gmail-disconnect", DisconnectCommand);
+    features.http.push(Box::new(oauth::routes));
+}
+
+/// The "Connect Google" answer, or why it cannot be offered.
+async fn connect_answer(cx: &Ctx) -> anyhow::Result<SlackMessageContent> {
+    let services = &cx.services;
+    let text = match services.google_account(cx.tenant.id, cx.user.id).await? {
+        Some(Some(email)) => format!(
+            "Gmail is connected as *{}*. To connect another Google account, use the button \
+             (it replaces this one).",
+            blocks::escape(&email)
+        ),
+        _ => "Connect your Google account to save follow-ups as Gmail drafts and add \
+              follow-up meetings to your calendar."
+            .to_owned(),
+    };
+    services
+        .google_connect_message(cx.tenant.id, cx.user.id, None, &text)
+        .await
+}
+
+pub struct ConnectCommand;
+
+#[async_trait]
+impl Handler for ConnectCommand {
+    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        cx.tell_content(connect_answer(cx).await?).await?;
+        Ok(())
+    }
+}
+
+pub struct DisconnectCommand;
+
+#[async_trait]
+impl Handler for DisconnectCommand {
+    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        let services = &cx.services;
+        let removed = services
+            .disconnect_google(cx.tenant.id, cx.user.id)
+            .await?;
+        if removed {
+            services
+                .store
+                .audit(
+                    cx.tenant.id,
+                    Some(cx.user.id),
+                    "disconnect",
+                    Provider::Google.as_str(),
+                    "ok",
+                    None,
+                )
+                .await?;
+            cx.tell(
+                "Google is disconnected: the bot's access was revoked at Google and its tokens \
+                 deleted. `/gmail-connect` connects again.",
+            )
+            .await?;
+        } else {
+            cx.tell("Google was not connected, so there was nothing to disconnect.")
+                .await?;
+        }
+        Ok(())
+    }
+}
