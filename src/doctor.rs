@@ -40,6 +40,7 @@ pub async fn run(source: &Source) -> ExitCode {
     check_storage(&config, &mut report).await;
     check_slack(&config, &mut report).await;
     list_optional(&config);
+    check_google(&config, &mut report);
     if report.failed {
         println!("\nsome checks failed");
         ExitCode::FAILURE
@@ -138,6 +139,29 @@ fn host_of(url: &str) -> String {
             })
         })
         .unwrap_or_else(|| url.to_owned())
+}
+
+/// Google needs the public address for its redirect URI, which must be registered exactly.
+fn check_google(config: &Config, report: &mut Report) {
+    if config.google.client.is_none() {
+        return;
+    }
+    match config.http.public_url("/oauth/google/callback") {
+        Some(uri) => {
+            report.ok(&format!(
+                "Google redirect URI (register exactly this one): {uri}"
+            ));
+            if !config.http.public_is_https() {
+                println!("        note: Google accepts http redirect URIs only for localhost");
+            }
+        }
+        None => report.fail(
+            "Google",
+            "GOOGLE_CLIENT_ID is set but PUBLIC_BASE_URL is not: set it to the bot's public \
+             https address, then register {PUBLIC_BASE_URL}/oauth/google/callback as the \
+             client's redirect URI",
+        ),
+    }
 }
 
 fn list_optional(config: &Config) {

@@ -15,9 +15,9 @@ use oauth2::basic::{
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -245,12 +245,9 @@ impl Google {
                 .map(|t| SecretString::from(t.secret().clone()))
                 .filter(|t| !t.expose_secret().is_empty()),
             expires_at,
-            scopes: tokens.scopes().map(|s| {
-                s.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }),
+            scopes: tokens
+                .scopes()
+                .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
             email,
         })
     }
@@ -331,7 +328,10 @@ impl Google {
     }
 
     fn events_url(&self) -> String {
-        format!("{}/calendars/primary/events", self.endpoints.calendar_api_url)
+        format!(
+            "{}/calendars/primary/events",
+            self.endpoints.calendar_api_url
+        )
     }
 
     /// `events.insert`; the event's own id makes a second insert answer 409, which then
@@ -341,9 +341,7 @@ impl Google {
         access: &SecretString,
         event: &NewEvent,
     ) -> Result<Event, ApiError> {
-        let time = |t: &NaiveDateTime| {
-            json!({ "dateTime": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": event.time_zone })
-        };
+        let time = |t: &NaiveDateTime| json!({ "dateTime": t.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": event.time_zone });
         let mut body = json!({
             "id": event.id,
             "summary": event.summary,
@@ -418,9 +416,7 @@ fn parse_draft(v: &serde_json::Value) -> Result<GmailDraft, ApiError> {
 /// The `email` claim of an id token (its payload only; see `Grant::email`).
 pub fn email_from_id_token(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims["email"].as_str().map(str::to_owned)
 }
@@ -487,7 +483,12 @@ pub fn html_body(text: &str) -> String {
         .replace("\r\n", "\n")
         .split("\n\n")
         .filter(|p| !p.trim().is_empty())
-        .map(|p| format!("<p>{}</p>", escape(p.trim_matches('\n')).replace('\n', "<br>\n")))
+        .map(|p| {
+            format!(
+                "<p>{}</p>",
+                escape(p.trim_matches('\n')).replace('\n', "<br>\n")
+            )
+        })
         .collect();
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body>{}</body></html>",
@@ -516,7 +517,10 @@ pub fn parse_recipients(text: &str) -> (Vec<Mailbox>, Vec<String>) {
             _ => (None, item),
         };
         if is_email(email) {
-            if !good.iter().any(|m: &Mailbox| m.email.eq_ignore_ascii_case(email)) {
+            if !good
+                .iter()
+                .any(|m: &Mailbox| m.email.eq_ignore_ascii_case(email))
+            {
                 good.push(Mailbox {
                     name,
                     email: email.to_owned(),
@@ -538,7 +542,9 @@ pub fn is_email(s: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || "<>()[],;:\"\\".contains(c))
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || "<>()[],;:\"\\".contains(c))
         && !domain.contains('@')
 }
 

@@ -315,7 +315,11 @@ impl Services {
 
     /// Google refused an access token before its expiry: the next use refreshes it (and
     /// learns from the refresh whether the grant is gone).
-    pub async fn distrust_google_access(&self, tenant: TenantId, user: UserId) -> anyhow::Result<()> {
+    pub async fn distrust_google_access(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> anyhow::Result<()> {
         self.store
             .expire_credential(tenant, subject(user), Provider::Google)
             .await

@@ -295,6 +295,152 @@ async fn a_sigkill_while_drafting_is_shown_loses_nothing_and_sends_once() {
     child.kill().await.unwrap();
 }
 
+/// Issue 8: the shipped binary killed with SIGKILL after Google made the Gmail draft but
+/// before its answer reached the bot, then restarted: the request is not lost, and the
+/// retry finds that draft instead of making a second one.
+#[tokio::test]
+async fn a_sigkill_between_the_gmail_click_and_googles_answer_makes_one_draft() {
+    use followup_bot::domain::provider::Provider;
+    use followup_bot::store::Store;
+    use followup_bot::store::credentials::{NewCredential, Subject};
+    use secrecy::SecretString;
+
+    crate::support::init();
+    let slack = FakeSlack::start().await;
+    let google =
+        crate::support::fake_google::FakeGoogle::start("cid-kill", "GOCSPX-SECRETkill0001").await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/bot.db?mode=rwc", dir.path().display());
+    let key = followup_bot::crypto::generate_key();
+
+    // Ada has a ready follow-up and a Google connection.
+    let followup = {
+        let store = Store::open(&db_url).await.unwrap();
+        let cipher =
+            followup_bot::crypto::Cipher::new(&SecretString::from(key.clone()), &[]).unwrap();
+        let tenant = store.ensure_tenant("T0KILL").await.unwrap();
+        let ada = store.ensure_user(tenant.id, "U0ADA").await.unwrap();
+        let meeting: followup_bot::domain::meeting::Meeting =
+            serde_json::from_value(serde_json::json!({ "recording_id": 62, "title": "Initech" }))
+                .unwrap();
+        let id = store
+            .create_followup(followup_bot::store::followups::NewFollowup {
+                tenant: tenant.id,
+                user: ada.id,
+                meeting: &meeting,
+                job_kind: "followup.generate",
+                max_attempts: 5,
+                hold: Duration::ZERO,
+                click_window: Duration::ZERO,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let draft = followup_bot::domain::followup::Draft {
+            subject: "Next steps".into(),
+            body: "Hi,\n\nthanks.".into(),
+            summary: "s".into(),
+            crm_note: "n".into(),
+            attendees: "cto@initech.example".into(),
+            next_meeting: None,
+        };
+        store.save_draft(&id, "template", &draft).await.unwrap();
+        if let Store::Sqlite(pool) = &store {
+            sqlx::query("DELETE FROM jobs").execute(pool).await.unwrap();
+        }
+        let tokens = google.issue_tokens("ada@seller.example");
+        let secret = SecretString::from(
+            serde_json::json!({
+                "access_token": tokens.access_token,
+                "refresh_token": tokens.refresh_token,
+            })
+            .to_string(),
+        );
+        store
+            .put_credential(
+                &cipher,
+                NewCredential {
+                    tenant: tenant.id,
+                    subject: Subject::User(ada.id),
+                    provider: Provider::Google,
+                    secret: &secret,
+                    account_email: Some("ada@seller.example"),
+                    api_domain: None,
+                    expires_at: Some(chrono::Utc::now() + chrono::Duration::minutes(50)),
+                    scopes: Some(&tokens.scope),
+                    metadata: serde_json::json!({}),
+                },
+            )
+            .await
+            .unwrap();
+        store.close().await;
+        id
+    };
+    let start = || {
+        let mut cmd = bot(dir.path());
+        cmd.env("SLACK_APP_TOKEN", APP_TOKEN)
+            .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+            .env("SLACK_API_URL", slack.api_url())
+            .env("FATHOM_API_URL", "http://127.0.0.1:9")
+            .env("DATABASE_URL", &db_url)
+            .env("ENCRYPTION_KEY", &key)
+            .env("HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("PUBLIC_BASE_URL", "https://followup.example")
+            .env("GOOGLE_CLIENT_ID", "cid-kill")
+            .env("GOOGLE_CLIENT_SECRET", "GOCSPX-SECRETkill0001")
+            .env("GOOGLE_AUTH_URL", google.auth_url())
+            .env("GOOGLE_TOKEN_URL", google.token_url())
+            .env("GOOGLE_REVOKE_URL", google.revoke_url())
+            .env("GOOGLE_USERINFO_URL", google.userinfo_url())
+            .env("GMAIL_API_URL", google.gmail_api_url())
+            .env("GOOGLE_CALENDAR_API_URL", google.calendar_api_url())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = start();
+    slack
+        .wait_for_connections(2, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Google stores the draft, then its answer hangs: the kill lands in between.
+    google.set_gmail_delay(Duration::from_secs(60));
+    let click = payloads::block_actions("T0KILL", "U0ADA", "followup_gmail", &followup.0, None);
+    let id = slack.send_envelope(click).unwrap();
+    slack
+        .wait_for_ack(&id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    google
+        .wait_for_drafts(1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    child.kill().await.unwrap(); // SIGKILL
+    google.set_gmail_delay(Duration::ZERO);
+
+    let mut child = start();
+    let saved = |slack: &FakeSlack| {
+        slack
+            .calls("chat.postMessage")
+            .iter()
+            .filter(|c| {
+                c.response["ok"] == true && c.body.to_string().contains("Draft saved in Gmail")
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while saved(&slack) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request was lost: no Draft saved within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(google.drafts().len(), 1, "one draft, not two");
+    assert_eq!(saved(&slack), 1);
+    child.kill().await.unwrap();
+}
+
 /// Issue 7, item 9: the shipped (release) profile unwinds, so the panic isolation of jobs and
 /// envelopes that the tests exercise in the test profile holds in the shipped binary too.
 /// (A release build is not run in CI: it would double CI's build time.)

@@ -13,6 +13,8 @@ use followup_bot::startup::Running;
 use followup_bot::store::credentials::Subject;
 use serde_json::{Value, json};
 
+mod google;
+
 const TEAM: &str = "T0SALES";
 const ADA: &str = "U0ADA";
 const BOB: &str = "U0BOB";

@@ -63,7 +63,10 @@ pub fn proposed_start(
         }
     };
     let local = start.with_timezone(&offset).naive_local();
-    local.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(local)
+    local
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(local)
 }
 
 /// The event's own id at Google (base32hex), the same for every try of one follow-up.
@@ -187,15 +190,15 @@ fn read_request(payload: &Value, user: &User) -> Result<EventRequest, Vec<(&'sta
         let (shown, _) = blocks::fit(&typos.join(", "), 120);
         errors.push(("attendees", format!("Not an email address: {shown}")));
     }
-    let ticked: Vec<String> = payload["view"]["state"]["values"]["options"]["value"]
-        ["selected_options"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["value"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let ticked: Vec<String> =
+        payload["view"]["state"]["values"]["options"]["value"]["selected_options"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o["value"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -265,7 +268,11 @@ impl Handler for CalendarSubmit {
     async fn ack(&self, services: &Services, event: &SlackEvent, payload: &Value) -> Ack {
         let queued = tokio::time::timeout(QUEUE_BUDGET, queue_event(services, event, payload))
             .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("queueing took longer than {QUEUE_BUDGET:?}")));
+            .unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "queueing took longer than {QUEUE_BUDGET:?}"
+                ))
+            });
         match queued {
             Ok(Ok(())) => Ack::Stop(None),
             Ok(Err(errors)) => {

@@ -36,7 +36,12 @@ pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> 
 pub(super) fn made_lines(followup: &Followup) -> anyhow::Result<Vec<Value>> {
     let mut lines = Vec::new();
     for (made, icon, text, label) in [
-        (&followup.gmail, ":email:", "Gmail draft saved.", "Open it in Gmail"),
+        (
+            &followup.gmail,
+            ":email:",
+            "Gmail draft saved.",
+            "Open it in Gmail",
+        ),
         (
             &followup.calendar,
             ":calendar:",
@@ -45,13 +50,15 @@ pub(super) fn made_lines(followup: &Followup) -> anyhow::Result<Vec<Value>> {
         ),
     ] {
         if let Some(link) = made.as_ref().and_then(|m| m.link.clone()) {
-            lines.push(blocks::FOLLOWUP_STATUS.render(
-                &Vars::new()
-                    .set("icon", icon)
-                    .set("text", text)
-                    .set("url", link)
-                    .set("label", label),
-            )?);
+            lines.push(
+                blocks::FOLLOWUP_STATUS.render(
+                    &Vars::new()
+                        .set("icon", icon)
+                        .set("text", text)
+                        .set("url", link)
+                        .set("label", label),
+                )?,
+            );
         }
     }
     Ok(lines)

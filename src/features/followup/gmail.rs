@@ -1,8 +1,8 @@
 //! "Gmail Draft": the follow-up as a draft in the person's own Gmail. The click queues a job
 //! keyed by the follow-up (so two clicks, or a Slack retry, make one draft); the job builds
 //! the RFC 5322 message and calls `users.drafts.create`. The message's own `Message-ID` is
-//! derived from the follow-up, so a retry after a crash first looks for the draft it may
-//! already have made.
+//! derived from the follow-up, so every attempt first looks for the draft an earlier one
+//! may have made.
 
 use std::sync::Arc;
 
@@ -82,7 +82,9 @@ impl Handler for GmailDraft {
             ));
         }
         if services.google.is_none() {
-            return Err(HandlerError::person(crate::services::google::NoGoogle::NotConfigured.words()));
+            return Err(HandlerError::person(
+                crate::services::google::NoGoogle::NotConfigured.words(),
+            ));
         }
         if services
             .google_account(cx.tenant.id, cx.user.id)
@@ -199,7 +201,9 @@ impl JobHandler for SaveDraft {
         }
         let Some(google) = &services.google else {
             return Err(JobError::Person(
-                crate::services::google::NoGoogle::NotConfigured.words().to_owned(),
+                crate::services::google::NoGoogle::NotConfigured
+                    .words()
+                    .to_owned(),
             ));
         };
         let draft = followup
@@ -244,14 +248,12 @@ impl JobHandler for SaveDraft {
                 }
             }
         };
-        let mut made = None;
-        if job.attempts > 1 {
-            // An earlier attempt may have made it before this process died.
-            made = google
-                .find_draft(&access.token, &email.message_id)
-                .await
-                .map_err(gmail_error)?;
-        }
+        // An earlier attempt may have made it before this process died or was stopped
+        // (a stopped attempt does not count as one), so look for it first, every time.
+        let made = google
+            .find_draft(&access.token, &email.message_id)
+            .await
+            .map_err(gmail_error)?;
         let made = match made {
             Some(made) => made,
             None => match google.create_draft(&access.token, &raw).await {

@@ -18,10 +18,10 @@ mod owned;
 mod picker;
 mod views;
 
-pub use edit::edit_view;
-pub use picker::meeting_label;
 pub use calendar::{event_id, proposed_start};
+pub use edit::edit_view;
 pub use gmail::message_id;
+pub use picker::meeting_label;
 pub use views::ready_message;
 
 pub fn register(features: &mut Features) {
@@ -47,7 +47,8 @@ pub fn register(features: &mut Features) {
     features
         .jobs
         .add(GMAIL_DRAFT_JOB, std::sync::Arc::new(gmail::SaveDraft));
-    features
-        .jobs
-        .add(CALENDAR_EVENT_JOB, std::sync::Arc::new(calendar::CreateEvent));
+    features.jobs.add(
+        CALENDAR_EVENT_JOB,
+        std::sync::Arc::new(calendar::CreateEvent),
+    );
 }

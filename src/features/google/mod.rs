@@ -54,9 +54,7 @@ pub struct DisconnectCommand;
 impl Handler for DisconnectCommand {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         let services = &cx.services;
-        let removed = services
-            .disconnect_google(cx.tenant.id, cx.user.id)
-            .await?;
+        let removed = services.disconnect_google(cx.tenant.id, cx.user.id).await?;
         if removed {
             services
                 .store

@@ -139,7 +139,10 @@ async fn start(
         headers.insert(header::SET_COOKIE, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -161,7 +164,9 @@ fn unavailable() -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Something went wrong",
-        &format!("The bot could not finish connecting Google just now. Nothing was changed. {AGAIN}"),
+        &format!(
+            "The bot could not finish connecting Google just now. Nothing was changed. {AGAIN}"
+        ),
     )
 }
 
@@ -247,7 +252,9 @@ async fn callback(
                 return page(
                     StatusCode::BAD_GATEWAY,
                     "Google was not connected",
-                    &format!("Google did not say which account signed in, so nothing was changed. {AGAIN}"),
+                    &format!(
+                        "Google did not say which account signed in, so nothing was changed. {AGAIN}"
+                    ),
                 );
             }
         },

@@ -5,6 +5,7 @@
 pub mod bot;
 pub mod fake_anthropic;
 pub mod fake_fathom;
+pub mod fake_google;
 pub mod fake_slack;
 pub mod payloads;
 
