@@ -352,6 +352,14 @@ impl JobHandler for CreateEvent {
         let made = match google.insert_event(&access.token, &event).await {
             Ok(made) => made,
             Err(e) if e.is_transient() => return Err(JobError::Retry(e.into())),
+            Err(ApiError::Unauthorized { status: 403, .. }) => {
+                return Err(JobError::Person(
+                    "Google says the bot may not create events in your calendar (a permission \
+                     was not allowed when you connected). Type `/gmail-connect`, allow every \
+                     permission, then press Calendar Event again."
+                        .to_owned(),
+                ));
+            }
             Err(e @ ApiError::Unauthorized { .. }) => {
                 services
                     .distrust_google_access(followup.tenant_id, user.id)

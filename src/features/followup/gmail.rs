@@ -173,6 +173,11 @@ pub fn message_id(followup: &FollowupId) -> String {
 
 pub struct SaveDraft;
 
+/// Google answered 403: the grant lacks the permission (unticked on the consent screen).
+const NOT_ALLOWED: &str = "Google says the bot may not do this in your account (a permission \
+    was not allowed when you connected). Type `/gmail-connect`, allow every permission, then \
+    press the button again.";
+
 async fn load(services: &Services, job: &Job) -> Result<(Payload, Followup, User), JobError> {
     let payload: Payload = serde_json::from_str(&job.payload)
         .context("job payload")
@@ -258,6 +263,9 @@ impl JobHandler for SaveDraft {
             Some(made) => made,
             None => match google.create_draft(&access.token, &raw).await {
                 Ok(made) => made,
+                Err(ApiError::Unauthorized { status: 403, .. }) => {
+                    return Err(JobError::Person(NOT_ALLOWED.to_owned()));
+                }
                 Err(e @ ApiError::Unauthorized { .. }) => {
                     services
                         .distrust_google_access(followup.tenant_id, user.id)

@@ -243,6 +243,29 @@ async fn callback(
             return page(StatusCode::BAD_GATEWAY, "Google was not connected", &text);
         }
     };
+    // Google lets people untick permissions on the consent screen; without these two the
+    // buttons could only fail later, so say it now and keep nothing.
+    if let Some(granted) = &grant.scopes {
+        let missing: Vec<&str> = [
+            ("gmail.compose", "write Gmail drafts"),
+            ("calendar.events", "create calendar events"),
+        ]
+        .iter()
+        .filter(|(scope, _)| !granted.split(' ').any(|g| g.ends_with(scope)))
+        .map(|(_, what)| *what)
+        .collect();
+        if !missing.is_empty() {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Some permissions were not allowed",
+                &format!(
+                    "The bot was not allowed to {}, so nothing was changed. {AGAIN} On \
+                     Google's screen, tick every box.",
+                    missing.join(" or ")
+                ),
+            );
+        }
+    }
     let email = match &grant.email {
         Some(email) => email.clone(),
         None => match google.userinfo_email(&grant.access_token).await {

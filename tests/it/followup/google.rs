@@ -839,3 +839,60 @@ async fn a_calendar_event_in_the_persons_time_zone_without_invitations_by_defaul
             .any(|e| e.action == "calendar_event" && e.target == id && e.outcome == "ok")
     );
 }
+
+#[tokio::test]
+async fn an_unticked_permission_is_refused_with_a_clear_page() {
+    let g = G::new(Backend::Sqlite).await;
+    let link = g.connect_link(ADA).await;
+    g.google
+        .uncheck_scopes_next(&["https://www.googleapis.com/auth/gmail.compose"]);
+    let page = g.consent(&link).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("write Gmail drafts"), "{}", page.body);
+    let (tenant, ada) = g.person(ADA).await;
+    assert_eq!(
+        g.app().google_account(tenant.id, ada.id).await.unwrap(),
+        None
+    );
+}
+
+/// A Meet link and emailed invitations, when the person asks for them; a second insert of
+/// the same event answers with the first.
+#[tokio::test]
+async fn an_event_with_a_meet_link_and_invitations_when_asked_is_made_once() {
+    let g = G::new(Backend::Sqlite).await;
+    g.connect(ADA).await;
+    let (tenant, ada) = g.person(ADA).await;
+    let app = g.app();
+    let access = app
+        .google_access(tenant.id, &ada)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let google = app.google.as_ref().unwrap();
+    let event = followup_bot::clients::google::NewEvent {
+        id: followup_bot::features::followup::event_id(&FollowupId("f00d".into())),
+        summary: "Follow-up: Initech".into(),
+        description: "Pilot".into(),
+        start: "2027-02-01T15:00:00".parse().unwrap(),
+        end: "2027-02-01T15:30:00".parse().unwrap(),
+        time_zone: "Europe/Rome".into(),
+        attendees: vec!["cto@initech.example".into()],
+        meet: true,
+        invite: true,
+    };
+    let made = google.insert_event(&access.token, &event).await.unwrap();
+    assert!(made.meet_link.is_some());
+    let again = google.insert_event(&access.token, &event).await.unwrap();
+    assert_eq!(again.id, made.id);
+    assert_eq!(again.html_link, made.html_link);
+    let events = g.google.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].query["sendUpdates"], "all");
+    assert_eq!(events[0].query["conferenceDataVersion"], "1");
+    assert_eq!(
+        events[0].body["conferenceData"]["createRequest"]["conferenceSolutionKey"]["type"],
+        "hangoutsMeet"
+    );
+}
