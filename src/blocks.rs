@@ -70,6 +70,8 @@ pub const GMAIL_CONNECTED: Template = template!("gmail_connected");
 /// Offered after connecting from a follow-up's Gmail Draft button.
 pub const GMAIL_PENDING_DRAFT: Template = template!("gmail_pending_draft");
 pub const CALENDAR_EVENT: Template = template!("calendar_event");
+/// `/crono-connect`: the team's CRM and its keys (admins only).
+pub const CRM_CONNECT: Template = template!("crm_connect");
 /// What a follow-up's action made ("Draft saved", "Event created"), with its link.
 pub const FOLLOWUP_RESULT: Template = template!("followup_result");
 /// In the edit modal: what was made from the follow-up, with its link.
@@ -96,6 +98,7 @@ pub const ALL: &[Template] = &[
     GMAIL_CONNECTED,
     GMAIL_PENDING_DRAFT,
     CALENDAR_EVENT,
+    CRM_CONNECT,
     FOLLOWUP_RESULT,
     FOLLOWUP_STATUS,
     FOLLOWUP_WORKING,

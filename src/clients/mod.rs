@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod crm;
 pub mod fathom;
 pub mod google;
 pub mod llm;

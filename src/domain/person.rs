@@ -49,6 +49,8 @@ pub struct Profile {
     pub real_name: Option<String>,
     pub tz: Option<String>,
     pub tz_offset_secs: Option<i64>,
+    /// A workspace admin or owner (`is_admin`/`is_owner`): may connect the team's CRM.
+    pub is_admin: bool,
 }
 
 /// A person's settings, as `/followup-settings` edits them.

@@ -5,6 +5,7 @@
 pub use crate::registry::Features;
 
 pub mod connect;
+pub mod crm;
 pub mod fallback;
 pub mod followup;
 pub mod google;
@@ -16,6 +17,7 @@ pub mod settings;
 pub fn all() -> Features {
     let mut features = Features::new(fallback::Unknown);
     connect::register(&mut features);
+    crm::register(&mut features);
     followup::register(&mut features);
     google::register(&mut features);
     recordings::register(&mut features);

@@ -13,6 +13,7 @@ use slack_morphism::prelude::SlackMessageContent;
 use tracing::warn;
 
 use crate::blocks::{self, Vars};
+use crate::clients::crm::crono::Crono;
 use crate::clients::fathom::Fathom;
 use crate::clients::google::Google;
 use crate::clients::llm::Llm;
@@ -43,6 +44,7 @@ pub struct Services {
     pub llm: Option<Arc<dyn Llm>>,
     /// `None` without `GOOGLE_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL`.
     pub google: Option<Google>,
+    pub crono: Crono,
     /// One token refresh at a time per person.
     pub(crate) google_refresh: RefreshLocks,
 }
@@ -86,6 +88,7 @@ impl Services {
                 .client(&http, &config.http)
                 .context("setting up the Google client")?,
             google_refresh: Default::default(),
+            crono: Crono::new(http.clone(), &config.crm.crono_api_url),
             people: Directory::default(),
             store,
             slack,
@@ -211,6 +214,18 @@ impl Services {
 }
 
 impl Services {
+    /// Whether a person is a workspace admin or owner, asked of Slack now (never cached:
+    /// a demoted admin loses the right at once). Slack failing counts as "no".
+    pub async fn is_workspace_admin(&self, slack_user: &str) -> bool {
+        match self.slack.user_info(slack_user).await {
+            Ok(profile) => profile.is_admin,
+            Err(e) => {
+                warn!(error = %e, "users.info failed; treating the person as not an admin");
+                false
+            }
+        }
+    }
+
     /// Turns a "Drafting…" message that lost the race to the job's own result message into
     /// a pointer to it, so it does not wait forever.
     pub async fn retire_drafting(&self, channel: &str, ts: &str) {
@@ -247,7 +262,7 @@ impl NoKey {
 }
 
 /// What a follow-up action needs that this version does not have yet: the honest answer
-/// its buttons give until the CRM features land.
+/// its buttons give until the CRM's notes, deals and tasks land.
 #[derive(Clone, Copy)]
 pub enum Pending {
     CrmNote,
@@ -259,13 +274,13 @@ impl Pending {
     pub fn answer(self) -> &'static str {
         match self {
             Pending::CrmNote => {
-                "No CRM is connected yet: notes go to the CRM once `/crono-connect` is available in a coming version. Your CRM note is saved with the follow-up."
+                "Pushing notes to the CRM comes in the next version (a workspace admin can already connect Crono with `/crono-connect`). Your CRM note is saved with the follow-up."
             }
             Pending::Deals => {
-                "No CRM is connected yet: open deals show here once `/crono-connect` is available in a coming version."
+                "Open deals show here in the next version (a workspace admin can already connect Crono with `/crono-connect`)."
             }
             Pending::Task => {
-                "No CRM is connected yet: tasks can be created once `/crono-connect` is available in a coming version."
+                "Creating CRM tasks comes in the next version (a workspace admin can already connect Crono with `/crono-connect`)."
             }
         }
     }

@@ -319,6 +319,9 @@ impl SlackApi for MorphismSlack {
                     .or_else(|| profile.and_then(|p| p.real_name.clone())),
                 tz: user.tz.clone(),
                 tz_offset_secs: user.tz_offset.map(i64::from),
+                is_admin: user.flags.is_admin.unwrap_or(false)
+                    || user.flags.is_owner.unwrap_or(false)
+                    || user.flags.is_primary_owner.unwrap_or(false),
             })
         })
         .await

@@ -95,6 +95,7 @@ fn sample() -> Vars {
         .set("tz", "Europe/Rome")
         .set("icon", ":email:")
         .set("label", "Open")
+        .set("status", "Not connected yet.")
 }
 
 #[test]

@@ -51,6 +51,7 @@ async fn tenants_and_users_are_created_once(store: Store, _db: &TestDb) {
         real_name: Some("Ada Lovelace".into()),
         tz: Some("Europe/Rome".into()),
         tz_offset_secs: Some(3600),
+        is_admin: false,
     };
     store.update_profile(u1.id, &profile).await.unwrap();
     let u = store.user(t1.id, u1.id).await.unwrap().unwrap();

@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod fake_anthropic;
+pub mod fake_crono;
 pub mod fake_fathom;
 pub mod fake_google;
 pub mod fake_slack;
