@@ -184,3 +184,30 @@ fn snapshots() {
     assert_fits(&settings);
     insta::assert_json_snapshot!("settings_modal", settings);
 }
+
+/// The calendar form's start: the next meeting the model found when it is ahead, in the
+/// person's time zone; else a week after the meeting at its hour (later weeks once past).
+#[test]
+fn the_calendar_prefill_takes_the_next_meeting_the_model_found() {
+    use followup_bot::features::followup::proposed_start;
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-21T12:00:00Z".parse().unwrap();
+    let f = followup("b"); // the meeting started 2026-11-20 09:00 UTC; Ada is UTC+1
+    let mut draft = f.draft.clone().unwrap();
+    draft.next_meeting = Some("2026-12-03T15:30:00Z".into());
+    assert_eq!(
+        proposed_start(&draft, &f, &user(), now).to_string(),
+        "2026-12-03 16:30:00"
+    );
+    // A next meeting in the past, or none: a week after the call, at its local hour.
+    draft.next_meeting = Some("2026-11-01T10:00:00Z".into());
+    assert_eq!(
+        proposed_start(&draft, &f, &user(), now).to_string(),
+        "2026-11-27 10:00:00"
+    );
+    draft.next_meeting = None;
+    let later: chrono::DateTime<chrono::Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+    assert_eq!(
+        proposed_start(&draft, &f, &user(), later).to_string(),
+        "2026-12-04 10:00:00"
+    );
+}

@@ -569,6 +569,25 @@ async fn gmail_draft_from_the_edit_modal(backend: Backend) {
     let drafts = g.google.wait_for_drafts(1, WAIT).await.unwrap();
     g.w.wait_for_sent("chat.postMessage", "Draft saved in Gmail for", WAIT)
         .await;
+    // The edit modal it was pressed in says so too, with the link.
+    let updated =
+        g.w.slack
+            .calls("views.update")
+            .into_iter()
+            .map(|c| text_of(&c.body))
+            .collect::<Vec<_>>();
+    assert!(
+        updated
+            .iter()
+            .any(|t| t.contains("Saving the draft to your Gmail")),
+        "{updated:?}"
+    );
+    assert!(
+        updated
+            .iter()
+            .any(|t| t.contains("Gmail draft saved.") && t.contains("#drafts?compose=")),
+        "{updated:?}"
+    );
     let third = g.w.click(ADA, "followup_gmail", &id, "gmail-3");
     g.w.slack.wait_for_ack(&third, WAIT).await.unwrap();
     let post =
