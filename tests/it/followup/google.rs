@@ -563,7 +563,19 @@ async fn gmail_draft_from_the_edit_modal(backend: Backend) {
         ),
     );
     g.w.slack.wait_for_ack(&click, WAIT).await.unwrap();
-    // A second press and a Slack retry of the first make no second draft.
+    // The modal says the draft is on its way (its job is queued by then).
+    let deadline = Instant::now() + WAIT;
+    while !g
+        .w
+        .slack
+        .calls("views.update")
+        .iter()
+        .any(|c| text_of(&c.body).contains("Saving the draft to your Gmail"))
+    {
+        assert!(Instant::now() < deadline, "the modal never said Saving…");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A second press makes no second draft.
     let again = g.w.click(ADA, "followup_gmail", &id, "gmail-2");
     g.w.slack.wait_for_ack(&again, WAIT).await.unwrap();
     let drafts = g.google.wait_for_drafts(1, WAIT).await.unwrap();
