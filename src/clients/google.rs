@@ -470,15 +470,18 @@ pub fn compose(email: &Email) -> std::io::Result<Vec<u8>> {
     message.write_to_vec()
 }
 
+/// Text made safe inside HTML (element content or a quoted attribute).
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// The body as simple HTML: escaped, paragraphs on blank lines, line breaks kept.
 pub fn html_body(text: &str) -> String {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-            .replace('\'', "&#39;")
-    };
+    let escape = escape_html;
     let paragraphs: Vec<String> = text
         .replace("\r\n", "\n")
         .split("\n\n")

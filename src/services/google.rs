@@ -229,29 +229,25 @@ impl Services {
             Err(CredentialError::Database(e)) => Err(e),
             Err(_) => Ok(Err(NoGoogle::Unreadable)),
         };
-        let (tokens, credential) = match read(self.google_tokens(tenant, user.id).await)? {
-            Ok(pair) => pair,
-            Err(no) => return Ok(Err(no)),
+        // Read, and if the token is about to expire, read again holding this person's refresh
+        // lock: whoever waited for another caller's refresh finds it saved.
+        let mut held = None;
+        let (tokens, credential) = loop {
+            let (tokens, credential) = match read(self.google_tokens(tenant, user.id).await)? {
+                Ok(pair) => pair,
+                Err(no) => return Ok(Err(no)),
+            };
+            if fresh(credential.expires_at) {
+                return Ok(Ok(GoogleAccess {
+                    token: SecretString::from(tokens.access_token),
+                    email: credential.account_email,
+                }));
+            }
+            if held.is_some() {
+                break (tokens, credential);
+            }
+            held = Some(self.google_refresh.get(user.id).lock_owned().await);
         };
-        if fresh(credential.expires_at) {
-            return Ok(Ok(GoogleAccess {
-                token: SecretString::from(tokens.access_token),
-                email: credential.account_email,
-            }));
-        }
-        // One refresh per person at a time: whoever waited reads the saved result.
-        let lock = self.google_refresh.get(user.id);
-        let _held = lock.lock().await;
-        let (tokens, credential) = match read(self.google_tokens(tenant, user.id).await)? {
-            Ok(pair) => pair,
-            Err(no) => return Ok(Err(no)),
-        };
-        if fresh(credential.expires_at) {
-            return Ok(Ok(GoogleAccess {
-                token: SecretString::from(tokens.access_token),
-                email: credential.account_email,
-            }));
-        }
         let refresh = SecretString::from(tokens.refresh_token.clone());
         match google.refresh(&refresh).await {
             Ok(grant) => {

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 use slack_morphism::prelude::*;
 
@@ -23,7 +22,8 @@ use crate::slack::payload::{state_value, trigger_id};
 use crate::store::credentials::{NewCredential, Subject};
 
 const CALLBACK: &str = "crm_connect";
-/// The check must answer well inside Slack's 3 s for the modal to show its verdict.
+/// The admin check and the key check together must answer well inside Slack's 3 s for the
+/// modal to show its verdict.
 const CHECK_BUDGET: Duration = Duration::from_millis(2000);
 
 const ADMINS_ONLY: &str = "Only a Slack workspace admin or owner can connect or change the \
@@ -101,10 +101,6 @@ impl Handler for ConnectSubmit {
         let Some(slack_user) = event.user_id() else {
             return field_errors(&[("public_key", ADMINS_ONLY)]);
         };
-        // Checked again: the person may have lost the role since the modal opened.
-        if !services.is_workspace_admin(&slack_user).await {
-            return field_errors(&[("public_key", ADMINS_ONLY)]);
-        }
         let Some(keys) = submitted_keys(payload) else {
             return field_errors(&[("private_key", "Paste both Crono keys.")]);
         };
@@ -117,17 +113,27 @@ impl Handler for ConnectSubmit {
                 "That does not look like a Crono key: copy it again.",
             )]);
         }
-        match tokio::time::timeout(CHECK_BUDGET, services.crono.check(&keys)).await {
-            Ok(Ok(())) => Ack::Continue(None),
-            Ok(Err(ApiError::Unauthorized { .. })) => field_errors(&[(
+        // Slack first (the person may have lost the role since the modal opened), then
+        // Crono; both inside one budget.
+        let checked = tokio::time::timeout(CHECK_BUDGET, async {
+            if !services.is_workspace_admin(&slack_user).await {
+                return None;
+            }
+            Some(services.crono.check(&keys).await)
+        })
+        .await;
+        match checked {
+            Ok(None) => field_errors(&[("public_key", ADMINS_ONLY)]),
+            Ok(Some(Ok(()))) => Ack::Continue(None),
+            Ok(Some(Err(ApiError::Unauthorized { .. }))) => field_errors(&[(
                 "public_key",
                 "Crono did not accept these keys. Copy both again from Crono's API settings.",
             )]),
-            Ok(Err(ApiError::RateLimited { .. })) => field_errors(&[(
+            Ok(Some(Err(ApiError::RateLimited { .. }))) => field_errors(&[(
                 "public_key",
                 "Crono is rate limiting us, so the keys were not saved. Please try again in a minute.",
             )]),
-            Ok(Err(e)) => {
+            Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "Crono key check failed");
                 field_errors(&[(
                     "public_key",
@@ -136,7 +142,7 @@ impl Handler for ConnectSubmit {
             }
             Err(_) => field_errors(&[(
                 "public_key",
-                "Crono did not answer in time, so the keys were not saved. Please try again in a minute.",
+                "Slack or Crono did not answer in time, so the keys were not saved. Please try again in a minute.",
             )]),
         }
     }
@@ -164,7 +170,6 @@ impl Handler for ConnectSubmit {
                 },
             )
             .await?;
-        debug_assert!(!secret.expose_secret().is_empty());
         services
             .store
             .audit(

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use sha2::{Digest, Sha256};
 use slack_morphism::prelude::*;
 use tracing::warn;
 
+use super::action_job::{ForFollowup, load, report_dead};
 use super::edit::save_view_edits;
 use super::owned::{NOT_YOURS, owned};
 use crate::blocks::{self, Vars};
@@ -302,31 +302,18 @@ struct Payload {
     event: EventRequest,
 }
 
-pub struct CreateEvent;
-
-async fn load(services: &Services, job: &Job) -> Result<(Payload, Followup, User), JobError> {
-    let payload: Payload = serde_json::from_str(&job.payload)
-        .context("job payload")
-        .map_err(JobError::Permanent)?;
-    let followup = services
-        .store
-        .followup_by_id(&payload.followup)
-        .await?
-        .context("the follow-up no longer exists")
-        .map_err(JobError::Permanent)?;
-    let user = services
-        .store
-        .user(followup.tenant_id, followup.user_id)
-        .await?
-        .context("the follow-up's owner no longer exists")
-        .map_err(JobError::Permanent)?;
-    Ok((payload, followup, user))
+impl ForFollowup for Payload {
+    fn followup(&self) -> &FollowupId {
+        &self.followup
+    }
 }
+
+pub struct CreateEvent;
 
 #[async_trait]
 impl JobHandler for CreateEvent {
     async fn run(&self, services: &Arc<Services>, job: &Job) -> Result<(), JobError> {
-        let (payload, followup, user) = load(services, job).await?;
+        let (payload, followup, user) = load::<Payload>(services, job).await?;
         if followup.calendar.is_some() {
             return Ok(());
         }
@@ -369,8 +356,8 @@ impl JobHandler for CreateEvent {
             Err(e) => {
                 warn!(error = %e, "Google Calendar refused the event");
                 return Err(JobError::Person(
-                    "Google Calendar refused this event. Check the attendees and the time, \
-                     then press Calendar Event again."
+                    "Google Calendar refused it. Check the attendees and the time, then \
+                     press Calendar Event again."
                         .to_owned(),
                 ));
             }
@@ -417,39 +404,14 @@ impl JobHandler for CreateEvent {
     }
 
     async fn dead(&self, services: &Arc<Services>, job: &Job, dead: Dead<'_>) {
-        let Ok((_, followup, user)) = load(services, job).await else {
-            return;
-        };
-        if let Err(e) = services
-            .store
-            .audit(
-                followup.tenant_id,
-                Some(user.id),
-                "calendar_event",
-                &followup.id.0,
-                "failed",
-                None,
-            )
-            .await
-        {
-            warn!(error = ?e, "could not audit a failed calendar event");
-        }
-        let why = dead.for_person.unwrap_or(
-            "Google kept failing, so it was not created. Press Calendar Event again in a few minutes.",
-        );
-        let text = format!(
-            ":warning: The calendar event for *{}* was not created. {}",
-            blocks::escape(&followup.meeting_title),
-            blocks::escape(why)
-        );
-        if let Err(e) = services
-            .dm(
-                &user.slack_user_id,
-                SlackMessageContent::new().with_text(text),
-            )
-            .await
-        {
-            warn!(error = %e, "could not tell the person their calendar event failed");
-        }
+        report_dead::<Payload>(
+            services,
+            job,
+            dead,
+            "calendar_event",
+            ("The calendar event", "was not created"),
+            "Google kept failing. Press Calendar Event again in a few minutes.",
+        )
+        .await;
     }
 }

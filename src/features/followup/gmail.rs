@@ -12,6 +12,7 @@ use serde::Deserialize;
 use slack_morphism::prelude::*;
 use tracing::warn;
 
+use super::action_job::{ForFollowup, load, report_dead};
 use super::edit::{edit_view_with, save_view_edits};
 use super::owned::owned;
 use crate::blocks::{self, Vars};
@@ -33,6 +34,12 @@ struct Payload {
     /// The edit modal the click came from, to show the result in.
     #[serde(default)]
     view: Option<String>,
+}
+
+impl ForFollowup for Payload {
+    fn followup(&self) -> &FollowupId {
+        &self.followup
+    }
 }
 
 /// Shows a line in the open edit modal (best effort: it may have been closed).
@@ -178,29 +185,10 @@ const NOT_ALLOWED: &str = "Google says the bot may not do this in your account (
     was not allowed when you connected). Type `/gmail-connect`, allow every permission, then \
     press the button again.";
 
-async fn load(services: &Services, job: &Job) -> Result<(Payload, Followup, User), JobError> {
-    let payload: Payload = serde_json::from_str(&job.payload)
-        .context("job payload")
-        .map_err(JobError::Permanent)?;
-    let followup = services
-        .store
-        .followup_by_id(&payload.followup)
-        .await?
-        .context("the follow-up no longer exists")
-        .map_err(JobError::Permanent)?;
-    let user = services
-        .store
-        .user(followup.tenant_id, followup.user_id)
-        .await?
-        .context("the follow-up's owner no longer exists")
-        .map_err(JobError::Permanent)?;
-    Ok((payload, followup, user))
-}
-
 #[async_trait]
 impl JobHandler for SaveDraft {
     async fn run(&self, services: &Arc<Services>, job: &Job) -> Result<(), JobError> {
-        let (payload, followup, user) = load(services, job).await?;
+        let (payload, followup, user) = load::<Payload>(services, job).await?;
         if followup.gmail.is_some() {
             return Ok(()); // made (and announced) by an earlier attempt
         }
@@ -246,8 +234,8 @@ impl JobHandler for SaveDraft {
                 e => {
                     warn!(error = %e, "Gmail refused the draft");
                     JobError::Person(
-                        "Gmail refused to save this draft. Check the recipients in View & Edit \
-                         and press Gmail Draft again."
+                        "Gmail refused it. Check the recipients in View & Edit and press \
+                         Gmail Draft again."
                             .to_owned(),
                     )
                 }
@@ -296,40 +284,15 @@ impl JobHandler for SaveDraft {
     }
 
     async fn dead(&self, services: &Arc<Services>, job: &Job, dead: Dead<'_>) {
-        let Ok((_, followup, user)) = load(services, job).await else {
-            return;
-        };
-        if let Err(e) = services
-            .store
-            .audit(
-                followup.tenant_id,
-                Some(user.id),
-                "gmail_draft",
-                &followup.id.0,
-                "failed",
-                None,
-            )
-            .await
-        {
-            warn!(error = ?e, "could not audit a failed Gmail draft");
-        }
-        let why = dead.for_person.unwrap_or(
-            "Google kept failing, so it was not saved. Press Gmail Draft again in a few minutes.",
-        );
-        let text = format!(
-            ":warning: The Gmail draft for *{}* was not saved. {}",
-            blocks::escape(&followup.meeting_title),
-            blocks::escape(why)
-        );
-        if let Err(e) = services
-            .dm(
-                &user.slack_user_id,
-                SlackMessageContent::new().with_text(text),
-            )
-            .await
-        {
-            warn!(error = %e, "could not tell the person their Gmail draft failed");
-        }
+        report_dead::<Payload>(
+            services,
+            job,
+            dead,
+            "gmail_draft",
+            ("The Gmail draft", "was not saved"),
+            "Google kept failing. Press Gmail Draft again in a few minutes.",
+        )
+        .await;
     }
 }
 

@@ -8,6 +8,7 @@ use crate::domain::followup::{CALENDAR_EVENT_JOB, DRAFT_JOB, GMAIL_DRAFT_JOB};
 use crate::registry::Features;
 use crate::services::Pending;
 
+mod action_job;
 mod actions;
 mod calendar;
 mod draft_job;

@@ -32,12 +32,7 @@ pub fn routes(services: Arc<Services>) -> Router {
 
 /// A small HTML page, never cached or framed, sending no referrer (the URL holds a code).
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
+    let escape = crate::clients::google::escape_html;
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
