@@ -78,6 +78,13 @@ pub const FOLLOWUP_RESULT: Template = template!("followup_result");
 pub const FOLLOWUP_STATUS: Template = template!("followup_status");
 /// In the edit modal: an action under way.
 pub const FOLLOWUP_WORKING: Template = template!("followup_working");
+/// The CRM's modals and the search results.
+pub const CRM_TASK: Template = template!("crm_task");
+pub const CRM_NOTE: Template = template!("crm_note");
+pub const CRM_PICK_ACCOUNT: Template = template!("crm_pick_account");
+pub const CRM_DEALS: Template = template!("crm_deals");
+pub const CRM_DEAL_EDIT: Template = template!("crm_deal_edit");
+pub const CRM_SEARCH: Template = template!("crm_search");
 
 /// Every template, so tests can check each one parses and fits Block Kit.
 pub const ALL: &[Template] = &[
@@ -102,6 +109,12 @@ pub const ALL: &[Template] = &[
     FOLLOWUP_RESULT,
     FOLLOWUP_STATUS,
     FOLLOWUP_WORKING,
+    CRM_TASK,
+    CRM_NOTE,
+    CRM_PICK_ACCOUNT,
+    CRM_DEALS,
+    CRM_DEAL_EDIT,
+    CRM_SEARCH,
 ];
 
 /// Block Kit's limits, checked on a rendered view or message. Returns every breach.

@@ -150,6 +150,10 @@ pub struct GoogleConfig {
 #[derive(Clone, Debug)]
 pub struct CrmConfig {
     pub crono_api_url: String,
+    /// Where Crono's own pages live, for links to the records the bot makes.
+    pub crono_app_url: String,
+    /// Requests per second to a team's CRM (bursts of twice that).
+    pub requests_per_second: u32,
     pub hubspot: Option<OAuthClient>,
     pub hubspot_api_url: String,
     pub hubspot_auth_url: String,
@@ -656,6 +660,8 @@ impl CrmConfig {
     fn read(r: &mut Reader) -> Self {
         Self {
             crono_api_url: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
+            crono_app_url: r.base_url("CRONO_APP_URL", "https://app.crono.one"),
+            requests_per_second: r.number("CRM_REQUESTS_PER_SECOND", 5, 1, 100),
             hubspot: r.oauth("HUBSPOT", "your HubSpot developer app → Auth"),
             hubspot_api_url: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
             hubspot_auth_url: r.base_url(

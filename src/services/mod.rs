@@ -13,6 +13,7 @@ use slack_morphism::prelude::SlackMessageContent;
 use tracing::warn;
 
 use crate::blocks::{self, Vars};
+use crate::clients::crm::Limits;
 use crate::clients::crm::crono::Crono;
 use crate::clients::fathom::Fathom;
 use crate::clients::google::Google;
@@ -45,10 +46,20 @@ pub struct Services {
     /// `None` without `GOOGLE_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL`.
     pub google: Option<Google>,
     pub crono: Crono,
+    /// The CRMs' token buckets, per (provider, team).
+    pub crm_limits: Arc<Limits>,
+    /// Autocomplete answers, kept briefly per team.
+    pub suggestions: cache::SuggestCache,
     /// One token refresh at a time per person.
     pub(crate) google_refresh: RefreshLocks,
 }
 
+/// Autocomplete answers, kept briefly per team.
+pub mod cache;
+/// The team's CRM: its connection and attendee matching (`impl Services` there).
+pub mod crm;
+/// The follow-up's edit modal, as the buttons of several features save it.
+pub mod followups;
 /// A person's Google connection (`impl Services` there).
 pub mod google;
 
@@ -88,7 +99,13 @@ impl Services {
                 .client(&http, &config.http)
                 .context("setting up the Google client")?,
             google_refresh: Default::default(),
-            crono: Crono::new(http.clone(), &config.crm.crono_api_url),
+            crono: Crono::new(
+                http.clone(),
+                &config.crm.crono_api_url,
+                &config.crm.crono_app_url,
+            ),
+            crm_limits: Limits::new(config.crm.requests_per_second),
+            suggestions: Default::default(),
             people: Directory::default(),
             store,
             slack,
@@ -256,31 +273,6 @@ impl NoKey {
             NoKey::Unreadable => {
                 "Your saved Fathom key can no longer be read (the bot's encryption key was \
                  changed). Connect Fathom again with `/fathom-connect`."
-            }
-        }
-    }
-}
-
-/// What a follow-up action needs that this version does not have yet: the honest answer
-/// its buttons give until the CRM's notes, deals and tasks land.
-#[derive(Clone, Copy)]
-pub enum Pending {
-    CrmNote,
-    Deals,
-    Task,
-}
-
-impl Pending {
-    pub fn answer(self) -> &'static str {
-        match self {
-            Pending::CrmNote => {
-                "Pushing notes to the CRM comes in the next version (a workspace admin can already connect Crono with `/crono-connect`). Your CRM note is saved with the follow-up."
-            }
-            Pending::Deals => {
-                "Open deals show here in the next version (a workspace admin can already connect Crono with `/crono-connect`)."
-            }
-            Pending::Task => {
-                "Creating CRM tasks comes in the next version (a workspace admin can already connect Crono with `/crono-connect`)."
             }
         }
     }

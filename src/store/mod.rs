@@ -13,6 +13,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub mod audit;
 pub mod credentials;
+pub mod crm;
 pub mod dedupe;
 pub mod followups;
 pub mod jobs;

@@ -1,33 +1,14 @@
-//! The follow-up's buttons: Retry on a failed draft, and the actions whose integrations are
-//! still to come (Gmail, Calendar, CRM).
+//! The follow-up's Retry button on a failed draft (Gmail and Calendar have their own modules;
+//! the CRM buttons belong to the CRM feature).
 
 use async_trait::async_trait;
 use slack_morphism::prelude::*;
 
-use super::edit::save_view_edits;
 use super::owned::owned;
 use crate::blocks::{self, Vars};
 use crate::dispatch::{Ctx, Handler, HandlerResult};
 use crate::domain::followup::DRAFT_JOB;
-use crate::services::Pending;
 use crate::slack::envelope::SlackEvent;
-use crate::slack::payload::callback_id;
-
-/// The follow-up's action buttons, until their integrations land: ownership first, edits made
-/// in the open modal saved, then an honest answer.
-pub struct FollowupAction(pub Pending);
-
-#[async_trait]
-impl Handler for FollowupAction {
-    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
-        let followup = owned(cx).await?;
-        if callback_id(&cx.payload) == Some("followup_edit") {
-            save_view_edits(cx, &followup).await?;
-        }
-        cx.tell(self.0.answer()).await?;
-        Ok(())
-    }
-}
 
 /// "Retry" on a failed draft.
 pub struct RetryFollowup;

@@ -7,25 +7,13 @@ use slack_morphism::prelude::*;
 use super::owned::{NOT_YOURS, owned};
 use crate::blocks::{self, Vars};
 use crate::dispatch::{Ack, Ctx, Handler, HandlerError, HandlerResult, field_errors};
-use crate::domain::followup::{Draft, Followup};
+use crate::domain::followup::Followup;
 use crate::domain::ids::FollowupId;
 use crate::domain::person::User;
 use crate::services::Services;
+use crate::services::followups::edited_draft;
 use crate::slack::envelope::SlackEvent;
-use crate::slack::payload::{private_metadata, state_value, trigger_id};
-
-/// The text fields of the edit modal, from the payload's live view state.
-fn edited_draft(payload: &Value, previous: Option<&Draft>) -> Draft {
-    let get = |block: &str| state_value(payload, block, "value").unwrap_or_default();
-    Draft {
-        subject: get("subject").trim().to_owned(),
-        body: get("body"),
-        summary: get("summary"),
-        crm_note: get("crm_note"),
-        attendees: get("attendees"),
-        next_meeting: previous.and_then(|d| d.next_meeting.clone()),
-    }
-}
+use crate::slack::payload::{private_metadata, trigger_id};
 
 /// Renders "Edit Follow-up" with the current text, cut visibly where Slack's limits demand.
 pub fn edit_view(followup: &Followup, user: &User) -> anyhow::Result<SlackView> {
@@ -214,14 +202,9 @@ impl Handler for EditSubmit {
 
 /// Saves what the open edit modal holds before a button in it acts on the follow-up.
 pub(super) async fn save_view_edits(cx: &Ctx, followup: &Followup) -> HandlerResult {
-    let draft = edited_draft(&cx.payload, followup.current());
-    if draft.subject.is_empty() && draft.body.trim().is_empty() {
-        return Ok(());
-    }
     if !cx
         .services
-        .store
-        .save_edits(cx.tenant.id, cx.user.id, &followup.id, &draft)
+        .save_view_edits(&cx.payload, &cx.tenant, &cx.user, followup)
         .await?
     {
         return Err(HandlerError::person(NOT_YOURS));

@@ -6,7 +6,6 @@
 
 use crate::domain::followup::{CALENDAR_EVENT_JOB, DRAFT_JOB, GMAIL_DRAFT_JOB};
 use crate::registry::Features;
-use crate::services::Pending;
 
 mod action_job;
 mod actions;
@@ -32,13 +31,6 @@ pub fn register(features: &mut Features) {
     features.action("followup_view", edit::ViewFollowup);
     features.submission("followup_edit", edit::EditSubmit);
     features.action("followup_retry", actions::RetryFollowup);
-    for (id, pending) in [
-        ("followup_crm_note", Pending::CrmNote),
-        ("followup_deals", Pending::Deals),
-        ("followup_task", Pending::Task),
-    ] {
-        features.action(id, actions::FollowupAction(pending));
-    }
     features.action("followup_gmail", gmail::GmailDraft);
     features.action("followup_calendar", calendar::CalendarButton);
     features.submission(calendar::CALLBACK, calendar::CalendarSubmit);

@@ -5,12 +5,35 @@ use anyhow::Context;
 use async_trait::async_trait;
 
 use crate::dispatch::{Ctx, Handler, HandlerError, HandlerResult};
-use crate::services::Pending;
 use crate::slack::envelope::SlackEvent;
 use crate::slack::payload::action_value;
 
-/// "Draft follow-up" (`None`) or an action still to come.
-pub struct RecordingAction(pub Option<Pending>);
+/// The announcement's CRM buttons: they act on a follow-up, which the recording has not yet.
+#[derive(Clone, Copy)]
+pub enum Later {
+    CrmNote,
+    Task,
+    Deals,
+}
+
+impl Later {
+    fn answer(self) -> &'static str {
+        match self {
+            Later::CrmNote => {
+                "Press *Draft follow-up* first: the CRM note is written from the meeting, and                  the follow-up's message has a CRM Note button that pushes it to the account."
+            }
+            Later::Task => {
+                "Press *Draft follow-up* first: the follow-up's message has a Create Task button                  prefilled with the meeting and its contact."
+            }
+            Later::Deals => {
+                "Press *Draft follow-up* first: the follow-up's message has a View Deals button                  for the meeting's account."
+            }
+        }
+    }
+}
+
+/// "Draft follow-up" (`None`), or a CRM button that needs the follow-up.
+pub struct RecordingAction(pub Option<Later>);
 
 #[async_trait]
 impl Handler for RecordingAction {
@@ -34,8 +57,8 @@ impl Handler for RecordingAction {
                 .start_followup(&cx.tenant, &cx.user, recording)
                 .await?
                 .map_err(HandlerError::Person),
-            Some(pending) => {
-                cx.tell(pending.answer()).await?;
+            Some(later) => {
+                cx.tell(later.answer()).await?;
                 Ok(())
             }
         }

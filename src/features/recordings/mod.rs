@@ -2,7 +2,6 @@
 //! and announces each once, and the buttons of that announcement.
 
 use crate::registry::Features;
-use crate::services::Pending;
 
 mod buttons;
 mod poller;
@@ -12,9 +11,9 @@ pub use poller::poll_once;
 pub fn register(features: &mut Features) {
     features.action("recording_draft", buttons::RecordingAction(None));
     for (id, pending) in [
-        ("recording_crm_note", Pending::CrmNote),
-        ("recording_task", Pending::Task),
-        ("recording_deals", Pending::Deals),
+        ("recording_crm_note", buttons::Later::CrmNote),
+        ("recording_task", buttons::Later::Task),
+        ("recording_deals", buttons::Later::Deals),
     ] {
         features.action(id, buttons::RecordingAction(Some(pending)));
     }
