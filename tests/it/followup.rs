@@ -714,11 +714,15 @@ async fn edits_are_what_later_actions_see_and_other_people_are_refused() {
         .unwrap();
     assert!(text_of(&calls[opens].body).contains("Typed body"));
 
-    // The unconnected integrations answer honestly.
+    // Without a CRM, the CRM buttons say who can connect one.
     let click = w.click(ADA, "followup_crm_note", &id, "crm");
     w.slack.wait_for_ack(&click, WAIT).await.unwrap();
     let answer = w.slack.wait_for_response_post("crm", WAIT).await.unwrap();
-    assert!(text_of(&answer.body).contains("comes in the next version"));
+    assert!(
+        text_of(&answer.body).contains("No CRM is connected"),
+        "{}",
+        answer.body
+    );
 
     // Bob clicks Ada's buttons: refused, nothing shown or changed.
     let opens = w.slack.call_count("views.open");
