@@ -139,7 +139,7 @@ impl C {
         invitees.extend(attendees.iter().map(|(n, e)| Invitee::new(n, e, true)));
         self.w.fathom.add_meeting(
             ADA_KEY,
-            meeting(recording, title, Utc::now() - chrono::Duration::hours(1), 30)
+            meeting(recording, title, Utc::now() - chrono::Duration::seconds(30), 30)
                 .invitees(invitees),
         );
         let picker = self.w.open_picker(ADA).await;

@@ -148,7 +148,8 @@ impl G {
             meeting(
                 recording,
                 "Café Zürich – Q1 plan",
-                Utc::now() - chrono::Duration::hours(2),
+                // Recorded today in any time zone the tests use (the picker lists today's).
+                Utc::now() - chrono::Duration::seconds(30),
                 30,
             )
             .invitees(vec![
@@ -775,7 +776,8 @@ async fn a_calendar_event_in_the_persons_time_zone_without_invitations_by_defaul
     assert!(text.contains("America/New_York"), "{text}");
     assert!(text.contains("jose@customer.example"), "{text}");
     // A week after the meeting, at its hour in New York.
-    let started = Utc::now() - chrono::Duration::hours(2);
+    // The meeting started 30 minutes before Fathom listed it (30 s ago).
+    let started = Utc::now() - chrono::Duration::seconds(30 + 30 * 60);
     let local = (started + chrono::Duration::days(7))
         .with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).unwrap());
     let date_block = modal["blocks"]
