@@ -68,7 +68,13 @@ impl C {
         crono.add_account("acc-1", "Acme Corp", "https://www.acme.example/");
         crono.add_account("acc-2", "Acme Labs", "acmelabs.example");
         crono.add_prospect("pr-1", "Marco", "Rossi", "marco@acme.example", "acc-1");
-        crono.add_prospect("pr-2", "Maria", "Bianchi", "maria@acmelabs.example", "acc-2");
+        crono.add_prospect(
+            "pr-2",
+            "Maria",
+            "Bianchi",
+            "maria@acmelabs.example",
+            "acc-2",
+        );
         C { w, crono }
     }
 
@@ -88,7 +94,12 @@ impl C {
 
     /// The `n`-th views.open (0-based) once made; its view as Slack shows it now.
     async fn opened(&self, n: usize) -> Value {
-        let calls = self.w.slack.wait_for_calls("views.open", n + 1, WAIT).await.unwrap();
+        let calls = self
+            .w
+            .slack
+            .wait_for_calls("views.open", n + 1, WAIT)
+            .await
+            .unwrap();
         calls[n].response["view"].clone()
     }
 
@@ -133,14 +144,24 @@ impl C {
     }
 
     /// A drafted follow-up of a meeting with these external attendees.
-    async fn followup_with(&self, recording: u64, title: &str, attendees: &[(&str, &str)]) -> String {
+    async fn followup_with(
+        &self,
+        recording: u64,
+        title: &str,
+        attendees: &[(&str, &str)],
+    ) -> String {
         self.w.connect(ADA, ADA_KEY).await;
         let mut invitees = vec![Invitee::new("Ada Seller", "ada@seller.example", false)];
         invitees.extend(attendees.iter().map(|(n, e)| Invitee::new(n, e, true)));
         self.w.fathom.add_meeting(
             ADA_KEY,
-            meeting(recording, title, Utc::now() - chrono::Duration::seconds(30), 30)
-                .invitees(invitees),
+            meeting(
+                recording,
+                title,
+                Utc::now() - chrono::Duration::seconds(30),
+                30,
+            )
+            .invitees(invitees),
         );
         let picker = self.w.open_picker(ADA).await;
         let ready = self.w.pick(ADA, &picker, recording).await;
@@ -185,23 +206,55 @@ async fn settled(w: &World, id: &str) -> Value {
 #[tokio::test]
 async fn search_open_deals_and_a_deal_update() {
     let mut c = C::new(Backend::Sqlite).await;
-    c.crono.add_deal("d-1", "acc-1", "Acme pilot", "proposal", 10000.0, "EUR");
-    c.crono.add_deal("d-won", "acc-1", "Acme old win", "closedwon", 3000.0, "EUR");
-    c.crono.add_deal("d-lost", "acc-1", "Acme lost bid", "closedlost", 2000.0, "EUR");
-    c.crono.add_deal("d-other", "acc-2", "Labs deal", "proposal", 1.0, "EUR");
+    c.crono
+        .add_deal("d-1", "acc-1", "Acme pilot", "proposal", 10000.0, "EUR");
+    c.crono
+        .add_deal("d-won", "acc-1", "Acme old win", "closedwon", 3000.0, "EUR");
+    c.crono.add_deal(
+        "d-lost",
+        "acc-1",
+        "Acme lost bid",
+        "closedlost",
+        2000.0,
+        "EUR",
+    );
+    c.crono
+        .add_deal("d-other", "acc-2", "Labs deal", "proposal", 1.0, "EUR");
     // More than one page of open deals: every one is listed, not only the first page.
     for n in 0..55 {
-        c.crono.add_deal(&format!("d-x{n}"), "acc-1", &format!("Seat pack {n}"), "qualification", 100.0, "EUR");
+        c.crono.add_deal(
+            &format!("d-x{n}"),
+            "acc-1",
+            &format!("Seat pack {n}"),
+            "qualification",
+            100.0,
+            "EUR",
+        );
     }
 
     let url_id = c.command_with(ADA, "/crono-search", "acme").await;
-    let post = c.w.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
+    let post =
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap();
     let results = text_of(&post.body);
-    assert!(results.contains("Acme Corp") && results.contains("Acme Labs"), "{results}");
-    assert!(text_of(&post.body).contains("crm_search_deals"), "{}", post.body);
+    assert!(
+        results.contains("Acme Corp") && results.contains("Acme Labs"),
+        "{results}"
+    );
+    assert!(
+        text_of(&post.body).contains("crm_search_deals"),
+        "{}",
+        post.body
+    );
     // Contacts by name, with their account and email, and their own buttons.
     let url_id = c.command_with(ADA, "/crm-search", "marco").await;
-    let post = c.w.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
+    let post =
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap();
     let results = text_of(&post.body);
     assert!(
         results.contains("Marco Rossi (Acme Corp) – marco@acme.example"),
@@ -209,14 +262,27 @@ async fn search_open_deals_and_a_deal_update() {
     );
     assert!(results.contains("crm_search_contact_task"), "{results}");
     // Nothing found says so.
-    let url_id = c.command_with(ADA, "/crono-search", "nothing-like-this").await;
-    let post = c.w.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
-    assert!(text_of(&post.body).contains("Nothing in Crono matches"), "{}", post.body);
+    let url_id = c
+        .command_with(ADA, "/crono-search", "nothing-like-this")
+        .await;
+    let post =
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap();
+    assert!(
+        text_of(&post.body).contains("Nothing in Crono matches"),
+        "{}",
+        post.body
+    );
 
     // View Deals on Acme Corp: a modal at once, then every open deal, closed ones left out.
     let first = {
         let url_id = c.command_with(ADA, "/crono-search", "acme corp").await;
-        c.w.slack.wait_for_response_post(&url_id, WAIT).await.unwrap()
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap()
     };
     let value = button_value(&first.body, "crm_search_deals");
     let click = c.w.click(ADA, "crm_search_deals", &value, "deals");
@@ -226,10 +292,19 @@ async fn search_open_deals_and_a_deal_update() {
     let deals = settled(&c.w, &id).await;
     let text = text_of(&deals);
     assert!(text.contains("56 open deals"), "{text}");
-    assert!(text.contains("Acme pilot") && text.contains("Seat pack 54"), "{text}");
-    assert!(!text.contains("Acme old win") && !text.contains("Acme lost bid"), "{text}");
+    assert!(
+        text.contains("Acme pilot") && text.contains("Seat pack 54"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Acme old win") && !text.contains("Acme lost bid"),
+        "{text}"
+    );
     assert!(!text.contains("Labs deal"));
-    assert!(text.contains("Proposal") && text.contains("10000 EUR"), "{text}");
+    assert!(
+        text.contains("Proposal") && text.contains("10000 EUR"),
+        "{text}"
+    );
     assert!(followup_bot::blocks::check_limits(&deals).is_empty());
 
     // Edit: amount and stage (the provider's stages), saved once, confirmed.
@@ -239,16 +314,27 @@ async fn search_open_deals_and_a_deal_update() {
     let edit_id = pushed.response["view"]["id"].as_str().unwrap().to_owned();
     let edit = settled(&c.w, &edit_id).await;
     let text = text_of(&edit);
-    assert!(text.contains("Negotiation") && text.contains("Closed won"), "{text}");
+    assert!(
+        text.contains("Negotiation") && text.contains("Closed won"),
+        "{text}"
+    );
     assert!(text.contains("10000") && text.contains("EUR"), "{text}");
     let values = payloads::state(&[
         ("amount", "value", payloads::text_input("12,500.50")),
-        ("stage", "value", payloads::static_select_input("negotiation", "Negotiation")),
+        (
+            "stage",
+            "value",
+            payloads::static_select_input("negotiation", "Negotiation"),
+        ),
         ("description", "value", payloads::empty_text_input()),
     ]);
     let bad = payloads::state(&[
         ("amount", "value", payloads::text_input("twelve")),
-        ("stage", "value", payloads::static_select_input("negotiation", "Negotiation")),
+        (
+            "stage",
+            "value",
+            payloads::static_select_input("negotiation", "Negotiation"),
+        ),
     ]);
     let ack = c.submit(&edit, bad).await;
     assert!(text_of(&ack.payload.unwrap()).contains("as a number"));
@@ -256,7 +342,8 @@ async fn search_open_deals_and_a_deal_update() {
     assert!(ok_ack(&ack), "{ack:?}");
     let ack = c.submit(&edit, values).await;
     assert!(ok_ack(&ack), "a double submit is accepted quietly");
-    c.w.wait_for_sent("chat.postMessage", "updated in Crono", WAIT).await;
+    c.w.wait_for_sent("chat.postMessage", "updated in Crono", WAIT)
+        .await;
     let deal = c.crono.deal("d-1").unwrap();
     assert_eq!(deal["amount"], json!(12500.5));
     assert_eq!(deal["stage"], "negotiation");
@@ -281,12 +368,19 @@ async fn notes_with_suggestions_in_the_ack_one_per_submit_and_a_429_retried() {
 
     let options = c.suggest(&modal, "crm_account", "ac").await;
     let labels: Vec<&str> = options.iter().map(|(l, _)| l.as_str()).collect();
-    assert!(labels.iter().any(|l| l.starts_with("Acme Corp")), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.starts_with("Acme Corp")),
+        "{labels:?}"
+    );
     assert!(labels.iter().all(|l| l.chars().count() <= 75));
     let searches = c.crono.count("/Accounts/search");
     let again = c.suggest(&modal, "crm_account", "AC").await;
     assert_eq!(again, options, "the same answer");
-    assert_eq!(c.crono.count("/Accounts/search"), searches, "from the cache");
+    assert_eq!(
+        c.crono.count("/Accounts/search"),
+        searches,
+        "from the cache"
+    );
     let none = c.suggest(&modal, "crm_account", "zzz").await;
     assert_eq!(none[0].0, "No accounts found");
     let short = c.suggest(&modal, "crm_account", "a").await;
@@ -300,48 +394,94 @@ async fn notes_with_suggestions_in_the_ack_one_per_submit_and_a_429_retried() {
         .clone();
     let values = |text: &str| {
         payloads::state(&[
-            ("account", "crm_account", payloads::external_select_input(&acme, "Acme Corp")),
+            (
+                "account",
+                "crm_account",
+                payloads::external_select_input(&acme, "Acme Corp"),
+            ),
             ("text", "value", payloads::text_input(text)),
         ])
     };
-    let empty = c.submit(&modal, payloads::state(&[("text", "value", payloads::text_input("x"))])).await;
+    let empty = c
+        .submit(
+            &modal,
+            payloads::state(&[("text", "value", payloads::text_input("x"))]),
+        )
+        .await;
     assert!(text_of(&empty.payload.unwrap()).contains("Pick an account"));
-    let ack = c.submit(&modal, values("They sign in March <!channel>")).await;
+    let ack = c
+        .submit(&modal, values("They sign in March <!channel>"))
+        .await;
     assert!(ok_ack(&ack), "{ack:?}");
-    let ack = c.submit(&modal, values("They sign in March <!channel>")).await;
+    let ack = c
+        .submit(&modal, values("They sign in March <!channel>"))
+        .await;
     assert!(ok_ack(&ack));
     let notes = c.crono.wait_for_notes(1).await;
     assert_eq!(notes[0]["accountId"], "acc-1");
     assert_eq!(notes[0]["description"], "They sign in March <!channel>");
-    c.w.wait_for_sent("chat.postMessage", "Note added to *Acme Corp* in Crono", WAIT)
-        .await;
-    c.w.wait_for_sent("chat.postMessage", "https://app.crono.example/account/acc-1", WAIT)
-        .await;
+    c.w.wait_for_sent(
+        "chat.postMessage",
+        "Note added to *Acme Corp* in Crono",
+        WAIT,
+    )
+    .await;
+    c.w.wait_for_sent(
+        "chat.postMessage",
+        "https://app.crono.example/account/acc-1",
+        WAIT,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(c.crono.notes().len(), 1, "two submits of one modal, one note");
+    assert_eq!(
+        c.crono.notes().len(),
+        1,
+        "two submits of one modal, one note"
+    );
 
     // Crono answers 429 with Retry-After: the write waits and succeeds.
     c.command_with(ADA, "/crm-add-note", "").await;
     let second = c.opened(1).await;
     let posts = c.crono.count("/Notes");
     c.crono.fail_next(1, 429, Some(1));
-    let ack = c.submit(&second, payloads::state(&[
-        ("account", "crm_account", payloads::external_select_input(&acme, "Acme Corp")),
-        ("text", "value", payloads::text_input("Second call")),
-    ])).await;
+    let ack = c
+        .submit(
+            &second,
+            payloads::state(&[
+                (
+                    "account",
+                    "crm_account",
+                    payloads::external_select_input(&acme, "Acme Corp"),
+                ),
+                ("text", "value", payloads::text_input("Second call")),
+            ]),
+        )
+        .await;
     assert!(ok_ack(&ack));
     let notes = c.crono.wait_for_notes(2).await;
     assert_eq!(notes[1]["description"], "Second call");
-    assert_eq!(c.crono.count("/Notes"), posts + 2, "refused once, then made");
+    assert_eq!(
+        c.crono.count("/Notes"),
+        posts + 2,
+        "refused once, then made"
+    );
 
-    // The audit trail has both.
+    // The audit trail has both (written once the note is made).
     let store = &c.w.app().store;
     let tenant = store.ensure_tenant(TEAM).await.unwrap();
-    let audited = store.audit_entries(tenant.id).await.unwrap();
-    assert_eq!(
-        audited.iter().filter(|e| e.action == "crm_note" && e.outcome == "ok").count(),
-        2
-    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let audited = store.audit_entries(tenant.id).await.unwrap();
+        let ok = audited
+            .iter()
+            .filter(|e| e.action == "crm_note" && e.outcome == "ok")
+            .count();
+        if ok == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "audited notes: {ok}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.w.stop().await;
 }
 
@@ -351,17 +491,34 @@ async fn task_in_the_persons_time_zone(backend: Backend) {
     let modal = c.opened(0).await;
     assert_eq!(modal["callback_id"], "crm_task");
     let text = text_of(&modal);
-    assert!(text.contains("Europe/Rome"), "the hint names the zone: {text}");
-    assert!(text.contains("\"initial_time\":\"09:00\""), "the settings' default time");
+    assert!(
+        text.contains("Europe/Rome"),
+        "the hint names the zone: {text}"
+    );
+    assert!(
+        text.contains("\"initial_time\":\"09:00\""),
+        "the settings' default time"
+    );
     assert!(text.contains("\"min_query_length\":2"));
 
     let options = c.suggest(&modal, "crm_contact", "ma").await;
     let labels: Vec<&str> = options.iter().map(|(l, _)| l.as_str()).collect();
-    assert!(labels.contains(&"Marco Rossi (Acme Corp) – marco@acme.example"), "{labels:?}");
+    assert!(
+        labels.contains(&"Marco Rossi (Acme Corp) – marco@acme.example"),
+        "{labels:?}"
+    );
     assert!(labels.contains(&"Maria Bianchi (Acme Labs) – maria@acmelabs.example"));
     let none = c.suggest(&modal, "crm_contact", "qq").await;
-    assert_eq!(none, vec![("No contacts found".to_owned(), "none".to_owned())]);
-    let marco = options.iter().find(|(l, _)| l.starts_with("Marco")).unwrap().1.clone();
+    assert_eq!(
+        none,
+        vec![("No contacts found".to_owned(), "none".to_owned())]
+    );
+    let marco = options
+        .iter()
+        .find(|(l, _)| l.starts_with("Marco"))
+        .unwrap()
+        .1
+        .clone();
 
     let values = |contact: Value| {
         payloads::state(&[
@@ -369,12 +526,19 @@ async fn task_in_the_persons_time_zone(backend: Backend) {
             ("subject", "value", payloads::text_input("Send the pricing")),
             ("date", "value", payloads::date_input("2027-07-01")),
             ("time", "value", payloads::time_input("09:00")),
-            ("type", "value", payloads::static_select_input("call", "Call")),
+            (
+                "type",
+                "value",
+                payloads::static_select_input("call", "Call"),
+            ),
             ("description", "value", payloads::text_input("As promised")),
         ])
     };
     let nobody = c
-        .submit(&modal, values(payloads::external_select_input("none", "No contacts found")))
+        .submit(
+            &modal,
+            values(payloads::external_select_input("none", "No contacts found")),
+        )
         .await;
     assert!(text_of(&nobody.payload.unwrap()).contains("Pick a contact"));
     let chosen = values(payloads::external_select_input(&marco, "Marco"));
@@ -408,10 +572,16 @@ async fn a_task_in_the_persons_time_zone_is_made_once_postgres() {
 #[tokio::test]
 async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     let mut c = C::new(Backend::Sqlite).await;
-    c.crono.add_deal("d-1", "acc-1", "Acme pilot", "proposal", 10000.0, "EUR");
-    c.crono.add_deal("d-won", "acc-1", "Acme old win", "closedwon", 3000.0, "EUR");
+    c.crono
+        .add_deal("d-1", "acc-1", "Acme pilot", "proposal", 10000.0, "EUR");
+    c.crono
+        .add_deal("d-won", "acc-1", "Acme old win", "closedwon", 3000.0, "EUR");
     let id = c
-        .followup_with(31, "Acme discovery", &[("Marco Rossi", "marco@acme.example")])
+        .followup_with(
+            31,
+            "Acme discovery",
+            &[("Marco Rossi", "marco@acme.example")],
+        )
         .await;
 
     // CRM Note: Marco's exact email names Acme Corp; the note carries the recording link.
@@ -419,24 +589,40 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     c.w.slack.wait_for_ack(&click, WAIT).await.unwrap();
     let modal = c.opened(1).await;
     let shown = settled(&c.w, modal["id"].as_str().unwrap()).await;
-    assert!(text_of(&shown).contains("Pushing the note to *Acme Corp*"), "{shown}");
+    assert!(
+        text_of(&shown).contains("Pushing the note to *Acme Corp*"),
+        "{shown}"
+    );
     let notes = c.crono.wait_for_notes(1).await;
     assert_eq!(notes[0]["accountId"], "acc-1");
     assert_eq!(notes[0]["prospectIds"], json!(["pr-1"]));
     let note = notes[0]["description"].as_str().unwrap();
     assert!(note.contains("Meeting: Acme discovery"), "{note}");
     assert!(note.contains("Recording: https://"), "{note}");
-    c.w.wait_for_sent("chat.postMessage", "is on *Acme Corp* in Crono", WAIT).await;
+    c.w.wait_for_sent("chat.postMessage", "is on *Acme Corp* in Crono", WAIT)
+        .await;
     // A second click makes no second note.
     let again = c.w.click(ADA, "followup_crm_note", &id, "note-2");
     c.w.slack.wait_for_ack(&again, WAIT).await.unwrap();
-    let post = c.w.slack.wait_for_response_post("note-2", WAIT).await.unwrap();
-    assert!(text_of(&post.body).contains("already in the CRM"), "{}", post.body);
+    let post =
+        c.w.slack
+            .wait_for_response_post("note-2", WAIT)
+            .await
+            .unwrap();
+    assert!(
+        text_of(&post.body).contains("already in the CRM"),
+        "{}",
+        post.body
+    );
     assert_eq!(c.crono.notes().len(), 1);
     // Bob cannot push Ada's follow-up.
     let bobs = c.w.click(BOB, "followup_crm_note", &id, "note-bob");
     c.w.slack.wait_for_ack(&bobs, WAIT).await.unwrap();
-    let post = c.w.slack.wait_for_response_post("note-bob", WAIT).await.unwrap();
+    let post =
+        c.w.slack
+            .wait_for_response_post("note-bob", WAIT)
+            .await
+            .unwrap();
     assert!(text_of(&post.body).contains("belongs to someone else"));
 
     // View Deals: the matched account's open deals.
@@ -445,7 +631,10 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     let modal = c.opened(2).await;
     let deals = settled(&c.w, modal["id"].as_str().unwrap()).await;
     let text = text_of(&deals);
-    assert!(text.contains("Acme pilot") && !text.contains("Acme old win"), "{text}");
+    assert!(
+        text.contains("Acme pilot") && !text.contains("Acme old win"),
+        "{text}"
+    );
 
     // Create Task: prefilled with the meeting and Marco.
     let click = c.w.click(ADA, "followup_task", &id, "task");
@@ -459,7 +648,8 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
 
     // Two accounts with the attendee's exact domain: the person picks, nothing is guessed.
     c.crono.add_account("acc-t1", "Tinexta", "tinexta.com");
-    c.crono.add_account("acc-t2", "Tinexta Group", "https://www.tinexta.com/");
+    c.crono
+        .add_account("acc-t2", "Tinexta Group", "https://www.tinexta.com/");
     c.crono.add_account("acc-t3", "Tinext", "tinext.io");
     let id2 = c
         .followup_with(32, "Tinexta intro", &[("Paola Verdi", "paola@tinexta.com")])
@@ -470,14 +660,22 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     let pick = settled(&c.w, modal["id"].as_str().unwrap()).await;
     assert_eq!(pick["callback_id"], "crm_pick_account", "{pick}");
     let text = text_of(&pick);
-    assert!(text.contains("Tinexta Group") && text.contains("More than one account"), "{text}");
-    assert!(!text.contains("Tinext –") && !text.contains("tinext.io"), "{text}");
+    assert!(
+        text.contains("Tinexta Group") && text.contains("More than one account"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Tinext –") && !text.contains("tinext.io"),
+        "{text}"
+    );
     assert_eq!(c.crono.notes().len(), 1, "nothing pushed before the pick");
     let choice = {
         let mut v = None;
         walk(&pick, &mut |o| {
             if v.is_none()
-                && o["text"]["text"].as_str().is_some_and(|t| t.starts_with("Tinexta Group"))
+                && o["text"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("Tinexta Group"))
             {
                 v = o["value"].as_str().map(str::to_owned);
             }
@@ -487,7 +685,13 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     let values = payloads::state(&[(
         "candidate",
         "value",
-        json!({ "type": "radio_buttons", "selected_option": { "value": choice } }),
+        json!({
+            "type": "radio_buttons",
+            "selected_option": {
+                "text": { "type": "plain_text", "text": "Tinexta Group" },
+                "value": choice
+            }
+        }),
     )]);
     let ack = c.submit(&pick, values).await;
     let payload = ack.payload.expect("the modal says what happens");
@@ -495,7 +699,12 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
     assert!(text_of(&payload).contains("Pushing the note to *Tinexta Group*"));
     let notes = c.crono.wait_for_notes(2).await;
     assert_eq!(notes[1]["accountId"], "acc-t2");
-    assert!(notes[1]["description"].as_str().unwrap().contains("Tinexta intro"));
+    assert!(
+        notes[1]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Tinexta intro")
+    );
 
     // "Tinext" is not "Tinexta": the exact domain decides, with no question asked.
     let id3 = c
@@ -524,10 +733,20 @@ async fn the_followups_crm_buttons_match_the_account_or_let_the_person_pick() {
 async fn without_a_crm_the_commands_say_who_can_connect_one() {
     let mut w = World::new(Backend::Sqlite, false, &[]).await;
     let url_id = uuid::Uuid::new_v4().simple().to_string();
-    let id = w.send(payloads::slash_command(TEAM, ADA, "/crono-add-task", "", &w.slack.response_url(&url_id)));
+    let id = w.send(payloads::slash_command(
+        TEAM,
+        ADA,
+        "/crono-add-task",
+        "",
+        &w.slack.response_url(&url_id),
+    ));
     w.slack.wait_for_ack(&id, WAIT).await.unwrap();
     let post = w.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
-    assert!(text_of(&post.body).contains("/crono-connect"), "{}", post.body);
+    assert!(
+        text_of(&post.body).contains("/crono-connect"),
+        "{}",
+        post.body
+    );
     assert_eq!(w.slack.call_count("views.open"), 0);
     let envelope = payloads::block_suggestion_in(TEAM, ADA, "b", "crm_contact", "ma", None);
     let ack = w.slack.wait_for_ack(&w.send(envelope), WAIT).await.unwrap();
