@@ -358,12 +358,12 @@ fn route(st: &mut St, method: &Method, path: &str, body: &Value) -> Response {
                 })
                 .map(|p| {
                     let mut p = p.clone();
-                    if with_account {
-                        if let Some(a) =
-                            st.accounts.iter().find(|a| a["objectId"] == p["accountId"])
-                        {
-                            p["account"] = a.clone();
-                        }
+                    if let Some(a) = st
+                        .accounts
+                        .iter()
+                        .find(|a| with_account && a["objectId"] == p["accountId"])
+                    {
+                        p["account"] = a.clone();
                     }
                     p
                 })
