@@ -753,3 +753,114 @@ async fn without_a_crm_the_commands_say_who_can_connect_one() {
     assert!(text_of(&ack.payload.unwrap()).contains("No CRM connected"));
     w.stop().await;
 }
+
+#[tokio::test]
+async fn suggestions_say_when_crono_struggles_and_only_admins_disconnect() {
+    let mut c = C::new(Backend::Sqlite).await;
+    c.command_with(ADA, "/crono-add-task", "").await;
+    let modal = c.opened(0).await;
+
+    // Crono slower than the ack allows: a hint inside Slack's 3 s, not a spinner.
+    c.crono.set_delay(Duration::from_secs(5));
+    let slow = c.suggest(&modal, "crm_contact", "ma").await;
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    assert!(slow[0].0.contains("Crono is slow"), "{slow:?}");
+    assert_eq!(slow[0].1, "none");
+    c.crono.set_delay(Duration::ZERO);
+    // Rate limited, and refused keys: one try each (the person is waiting), plain words.
+    c.crono.fail_next(1, 429, Some(5));
+    let limited = c.suggest(&modal, "crm_contact", "mar").await;
+    assert!(
+        limited[0].0.contains("Crono is rate limiting us"),
+        "{limited:?}"
+    );
+    c.crono.fail_next(1, 401, None);
+    let refused = c.suggest(&modal, "crm_contact", "mari").await;
+    assert!(
+        refused[0]
+            .0
+            .contains("Crono refused the keys: an admin can run /crono-connect"),
+        "{refused:?}"
+    );
+    // None of those answers was cached: the next keystroke asks Crono again.
+    let found = c.suggest(&modal, "crm_contact", "ma").await;
+    assert!(
+        found.iter().any(|(l, _)| l.starts_with("Marco Rossi")),
+        "{found:?}"
+    );
+    assert_eq!(c.crono.count("/Prospects/search"), 4);
+
+    // Every request is counted by provider, operation and status.
+    let metrics = reqwest::get(format!(
+        "{}/metrics",
+        bot::base_url(c.w.running.as_ref().unwrap())
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    for needle in [
+        "crm_requests_total{provider=\"crono\",operation=\"prospects.search\",status=\"ok\"}",
+        "crm_errors_total{provider=\"crono\",operation=\"prospects.search\",kind=\"rate_limited\"}",
+        "crm_request_duration_seconds",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(needle)),
+            "{needle} in {metrics}"
+        );
+    }
+
+    // Ada is not an admin: her /crono-disconnect changes nothing.
+    let url_id = c.command_with(ADA, "/crono-disconnect", "").await;
+    let post =
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap();
+    assert!(
+        text_of(&post.body).contains("Only a Slack workspace admin or owner"),
+        "{}",
+        post.body
+    );
+    let app = c.w.app();
+    let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
+    let stored = || async {
+        app.store
+            .credential(&app.cipher, tenant.id, Subject::Tenant, Provider::Crono)
+            .await
+            .unwrap()
+    };
+    assert!(stored().await.is_some());
+    // As an admin she can: the keys are gone, audited, and the pickers say so at once.
+    c.w.slack.set_user(
+        ADA,
+        json!({
+            "id": ADA, "team_id": TEAM, "name": "ada", "real_name": "Ada Seller",
+            "is_admin": true, "is_owner": false, "tz": "Europe/Rome", "tz_offset": 3600,
+            "profile": { "email": "ada@seller.example", "real_name": "Ada Seller" }
+        }),
+    );
+    let url_id = c.command_with(ADA, "/crm-disconnect", "").await;
+    let post =
+        c.w.slack
+            .wait_for_response_post(&url_id, WAIT)
+            .await
+            .unwrap();
+    assert!(
+        text_of(&post.body).contains("Crono is disconnected"),
+        "{}",
+        post.body
+    );
+    assert!(stored().await.is_none());
+    let audited = app.store.audit_entries(tenant.id).await.unwrap();
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.action == "disconnect" && e.outcome == "ok"),
+        "{audited:?}"
+    );
+    let after = c.suggest(&modal, "crm_contact", "ma").await;
+    assert!(after[0].0.contains("No CRM connected"), "{after:?}");
+    c.w.stop().await;
+}
