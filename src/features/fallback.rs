@@ -19,11 +19,15 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/gmail-disconnect", "disconnect Gmail"),
     (
         "/crono-connect",
-        "connect your CRM (Crono, HubSpot, Zoho or Odoo)",
+        "connect the team's CRM (workspace admins)",
+    ),
+    (
+        "/crono-disconnect",
+        "disconnect the team's CRM (workspace admins)",
     ),
     ("/crono-add-task", "create a CRM task"),
     ("/crono-add-note", "add a note to a CRM account"),
-    ("/crono-search", "search CRM accounts"),
+    ("/crono-search", "search CRM accounts and contacts"),
     (
         "/followup-settings",
         "tone, language, signature and reminders",
