@@ -13,7 +13,7 @@
 //! Figures, not assertions.
 
 #[path = "../tests/it/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::sync::Arc;
