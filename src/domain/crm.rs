@@ -2,7 +2,7 @@
 //! contacts, deals and their stages, notes and tasks; and the rules for matching a meeting's
 //! attendees to an account.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +104,16 @@ pub struct NewTask {
     pub description: String,
     /// When it is due (the person's local time, converted).
     pub due: DateTime<Utc>,
+    /// The day it is due in the person's time zone, for CRMs whose tasks carry a date only.
+    #[serde(default)]
+    pub due_date: Option<NaiveDate>,
+}
+
+impl NewTask {
+    /// The person's local due date (the UTC date for requests stored before it was kept).
+    pub fn local_date(&self) -> NaiveDate {
+        self.due_date.unwrap_or_else(|| self.due.date_naive())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

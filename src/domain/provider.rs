@@ -25,6 +25,41 @@ impl Provider {
     }
 }
 
+impl Provider {
+    /// The CRMs a team can connect (one at a time).
+    pub const CRMS: [Provider; 4] = [
+        Provider::Crono,
+        Provider::Hubspot,
+        Provider::Zoho,
+        Provider::Odoo,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Provider::Fathom,
+            Provider::Google,
+            Provider::Crono,
+            Provider::Hubspot,
+            Provider::Zoho,
+            Provider::Odoo,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
+
+    /// The name people read ("HubSpot").
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Fathom => "Fathom",
+            Provider::Google => "Google",
+            Provider::Crono => "Crono",
+            Provider::Hubspot => "HubSpot",
+            Provider::Zoho => "Zoho CRM",
+            Provider::Odoo => "Odoo",
+        }
+    }
+}
+
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -8,6 +8,7 @@ use tracing::warn;
 
 use super::Services;
 use crate::clients::crm::crono::CronoKeys;
+use crate::clients::crm::odoo::OdooKeys;
 use crate::clients::crm::{Calls, Crm, CrmError, Guard};
 use crate::domain::crm::{Account, AccountMatch, Contact, company_domain};
 use crate::domain::followup::Followup;
@@ -28,7 +29,7 @@ impl NoCrm {
         match self {
             NoCrm::NotConnected => {
                 "No CRM is connected for this workspace yet. A Slack workspace admin or owner \
-                 can connect Crono with `/crono-connect`."
+                 can connect Crono, HubSpot, Zoho CRM or Odoo with `/crono-connect`."
             }
             NoCrm::Unreadable => {
                 "The workspace's CRM keys can no longer be read (the bot's encryption key was \
@@ -56,9 +57,12 @@ impl Services {
         tenant: TenantId,
         calls: Calls,
     ) -> anyhow::Result<Result<Arc<dyn Crm>, NoCrm>> {
+        let Some(provider) = self.store.team_crm(tenant).await? else {
+            return Ok(Err(NoCrm::NotConnected));
+        };
         let found = self
             .store
-            .credential(&self.cipher, tenant, Subject::Tenant, Provider::Crono)
+            .credential(&self.cipher, tenant, Subject::Tenant, provider)
             .await;
         let credential = match found {
             Ok(Some(credential)) => credential,
@@ -66,17 +70,27 @@ impl Services {
             Err(CredentialError::KeyGone) => return Ok(Err(NoCrm::Unreadable)),
             Err(e) => return Err(e.into()),
         };
-        let Some(keys) = CronoKeys::from_secret(&credential.secret) else {
-            warn!("the stored Crono keys are not in the expected shape");
-            return Ok(Err(NoCrm::Unreadable));
-        };
         let guard = Guard {
             limits: self.crm_limits.clone(),
             tenant,
-            provider: Provider::Crono,
+            provider,
             calls,
         };
-        Ok(Ok(self.crono.session(keys, guard)))
+        let crm = match provider {
+            Provider::Crono => CronoKeys::from_secret(&credential.secret)
+                .map(|keys| self.crono.session(keys, guard)),
+            Provider::Odoo => {
+                OdooKeys::from_secret(&credential.secret).map(|keys| self.odoo.session(keys, guard))
+            }
+            _ => None,
+        };
+        match crm {
+            Some(crm) => Ok(Ok(crm)),
+            None => {
+                warn!(%provider, "the stored CRM credential is not in the expected shape");
+                Ok(Err(NoCrm::Unreadable))
+            }
+        }
     }
 
     /// Which account a follow-up's meeting was with: an attendee's exact contact email

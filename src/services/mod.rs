@@ -15,6 +15,7 @@ use tracing::warn;
 use crate::blocks::{self, Vars};
 use crate::clients::crm::Limits;
 use crate::clients::crm::crono::Crono;
+use crate::clients::crm::odoo::Odoo;
 use crate::clients::fathom::Fathom;
 use crate::clients::google::Google;
 use crate::clients::llm::Llm;
@@ -46,6 +47,7 @@ pub struct Services {
     /// `None` without `GOOGLE_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL`.
     pub google: Option<Google>,
     pub crono: Crono,
+    pub odoo: Odoo,
     /// The CRMs' token buckets, per (provider, team).
     pub crm_limits: Arc<Limits>,
     /// Autocomplete answers, kept briefly per team.
@@ -104,6 +106,7 @@ impl Services {
                 &config.crm.crono_api_url,
                 &config.crm.crono_app_url,
             ),
+            odoo: Odoo::new(http.clone()),
             crm_limits: Limits::new(config.crm.requests_per_second),
             suggestions: Default::default(),
             people: Directory::default(),

@@ -285,4 +285,18 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// Which CRM the team has connected (the newest, should there be more than one).
+    pub async fn team_crm(&self, tenant: TenantId) -> anyhow::Result<Option<Provider>> {
+        let found: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT provider FROM credentials
+             WHERE tenant_id = $1 AND subject = 'tenant' AND status = 'connected'
+               AND provider IN ('crono', 'hubspot', 'zoho', 'odoo')
+             ORDER BY updated_at DESC, id DESC LIMIT 1",
+        )
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(found.and_then(|(name,)| Provider::parse(&name)))
+    }
 }

@@ -96,6 +96,10 @@ fn sample() -> Vars {
         .set("icon", ":email:")
         .set("label", "Open")
         .set("status", "Not connected yet.")
+        .set(
+            "status_text",
+            json!({ "type": "mrkdwn", "text": "Crono is connected (by <@U1>)." }),
+        )
 }
 
 #[test]

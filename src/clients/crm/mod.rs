@@ -17,6 +17,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::provider::Provider;
 
 pub mod crono;
+pub mod odoo;
 
 /// What went wrong with the CRM, in terms a feature turns into words.
 #[derive(Debug, thiserror::Error)]

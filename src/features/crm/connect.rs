@@ -1,8 +1,9 @@
 //! `/crono-connect` (also `/crm-connect`): a workspace admin or owner connects the team's CRM.
-//! For Crono: the public and private key, checked with Crono before they are saved (sealed,
-//! per team), the change written to `audit_log`. Anyone else is told who can do it, and
-//! nothing is sent to Crono with their keys. The admin check is asked of Slack when the modal
-//! opens and again at submit.
+//! Crono with its public and private key; Odoo with its address, database, login and API key.
+//! Either is checked with the CRM before it is saved (sealed, per team; it replaces the CRM
+//! connected before), the change written to `audit_log`. Anyone else is told who can do it,
+//! and nothing is sent to a CRM with their values. The admin check is asked of Slack when the
+//! modal opens and again at submit.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use slack_morphism::prelude::*;
 
 use crate::blocks::{self, Vars};
 use crate::clients::ApiError;
+use crate::clients::crm::CrmError;
 use crate::clients::crm::crono::CronoKeys;
+use crate::clients::crm::odoo::{OdooKeys, check_url};
 use crate::dispatch::{Ack, Ctx, Handler, HandlerResult, field_errors};
 use crate::domain::provider::Provider;
 use crate::services::Services;
@@ -21,7 +24,7 @@ use crate::slack::payload::{state_value, trigger_id};
 use crate::store::credentials::{NewCredential, Subject};
 
 pub const CALLBACK: &str = "crm_connect";
-/// The admin check and the key check together must answer well inside Slack's 3 s for the
+/// The admin check and the CRM's check together must answer well inside Slack's 3 s for the
 /// modal to show its verdict.
 const CHECK_BUDGET: Duration = Duration::from_millis(2000);
 
@@ -38,30 +41,25 @@ impl Handler for ConnectCommand {
             cx.tell(ADMINS_ONLY).await?;
             return Ok(());
         }
-        let connected = services
-            .store
-            .credential(
-                &services.cipher,
-                cx.tenant.id,
-                Subject::Tenant,
-                Provider::Crono,
-            )
-            .await
-            .ok()
-            .flatten();
-        let status =
-            match connected.and_then(|c| c.metadata["connected_by"].as_str().map(str::to_owned)) {
-                Some(by) => format!(
-                    "Crono is connected (by <@{}>). New keys replace the current ones.",
-                    blocks::escape(&by)
-                ),
-                None => "No CRM is connected yet. HubSpot, Zoho and Odoo come in a later version."
-                    .to_owned(),
-            };
+        let status = match connected(services, cx.tenant.id).await {
+            Some((provider, Some(by))) => format!(
+                "{} is connected (by <@{}>). Connecting a CRM replaces it.",
+                provider.label(),
+                blocks::escape(&by)
+            ),
+            Some((provider, None)) => format!(
+                "{} is connected. Connecting a CRM replaces it.",
+                provider.label()
+            ),
+            None => "No CRM is connected yet. Pick yours and fill in its fields.".to_owned(),
+        };
         let Some(trigger) = trigger_id(&event) else {
             return Ok(());
         };
-        let view: SlackView = blocks::CRM_CONNECT.render_as(&Vars::new().set("status", status))?;
+        // Trusted mrkdwn (a mention), so given whole: the template escapes text it fills in.
+        let status = serde_json::json!({ "type": "mrkdwn", "text": status });
+        let view: SlackView =
+            blocks::CRM_CONNECT.render_as(&Vars::new().set("status_text", status))?;
         if let Err(e) = services.slack.views_open(&trigger, view).await {
             tracing::warn!(error = %e, "could not open the CRM modal");
             cx.tell(
@@ -73,16 +71,188 @@ impl Handler for ConnectCommand {
     }
 }
 
-fn submitted_keys(payload: &Value) -> Option<CronoKeys> {
+/// The team's CRM and who connected it.
+async fn connected(
+    services: &Services,
+    tenant: crate::domain::ids::TenantId,
+) -> Option<(Provider, Option<String>)> {
+    let provider = services.store.team_crm(tenant).await.ok().flatten()?;
+    let by = services
+        .store
+        .credential(&services.cipher, tenant, Subject::Tenant, provider)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|c| c.metadata["connected_by"].as_str().map(str::to_owned));
+    Some((provider, by))
+}
+
+/// What the admin filled in, for the CRM they picked.
+enum Submitted {
+    Crono(CronoKeys),
+    Odoo(OdooKeys),
+}
+
+impl Submitted {
+    fn provider(&self) -> Provider {
+        match self {
+            Submitted::Crono(_) => Provider::Crono,
+            Submitted::Odoo(_) => Provider::Odoo,
+        }
+    }
+}
+
+/// Reads and checks the form; field errors (block, words) when it is not complete.
+fn submitted(payload: &Value) -> Result<Submitted, Vec<(&'static str, &'static str)>> {
     let get = |block: &str| {
         state_value(payload, block, "value")
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    Some(CronoKeys {
-        public_key: get("public_key")?,
-        private_key: get("private_key")?,
-    })
+    let token_like = |v: &str| !v.chars().any(char::is_whitespace) && v.len() <= 200;
+    match get("provider").as_deref().unwrap_or("crono") {
+        "crono" => {
+            let (public, private) = (get("public_key"), get("private_key"));
+            let mut errors = Vec::new();
+            if public.is_none() {
+                errors.push(("public_key", "Paste Crono's public key."));
+            }
+            if private.is_none() {
+                errors.push(("private_key", "Paste Crono's private key."));
+            }
+            let (Some(public_key), Some(private_key)) = (public, private) else {
+                return Err(errors);
+            };
+            if !token_like(&public_key) || !token_like(&private_key) {
+                return Err(vec![(
+                    "public_key",
+                    "That does not look like a Crono key: copy it again.",
+                )]);
+            }
+            Ok(Submitted::Crono(CronoKeys {
+                public_key,
+                private_key,
+            }))
+        }
+        "odoo" => {
+            let mut errors = Vec::new();
+            let url = match get("odoo_url").as_deref().map(check_url) {
+                None => {
+                    errors.push(("odoo_url", "Enter your Odoo's address."));
+                    None
+                }
+                Some(Err(why)) => {
+                    errors.push(("odoo_url", why));
+                    None
+                }
+                Some(Ok(url)) => Some(url),
+            };
+            let database = get("odoo_database");
+            match &database {
+                None => errors.push(("odoo_database", "Enter the Odoo database's name.")),
+                Some(d) if !token_like(d) => errors.push((
+                    "odoo_database",
+                    "A database name has no spaces; check it in Odoo's Settings.",
+                )),
+                _ => {}
+            }
+            let login = get("odoo_login");
+            match &login {
+                None => errors.push(("odoo_login", "Enter the login of the Odoo user.")),
+                Some(l) if !token_like(l) => {
+                    errors.push(("odoo_login", "A login has no spaces: usually an email."))
+                }
+                _ => {}
+            }
+            let api_key = get("odoo_key");
+            match &api_key {
+                None => errors.push(("odoo_key", "Paste an API key of that Odoo user.")),
+                Some(k) if !token_like(k) => errors.push((
+                    "odoo_key",
+                    "That does not look like an Odoo API key: copy it again.",
+                )),
+                _ => {}
+            }
+            match (url, database, login, api_key) {
+                (Some(url), Some(database), Some(login), Some(api_key)) if errors.is_empty() => {
+                    Ok(Submitted::Odoo(OdooKeys {
+                        url,
+                        database,
+                        login,
+                        api_key,
+                        protocol: None,
+                        uid: None,
+                    }))
+                }
+                _ => Err(errors),
+            }
+        }
+        _ => Err(vec![("provider", "Pick a CRM from the list.")]),
+    }
+}
+
+/// The CRM's verdict on what was submitted: the values to store, or words for the modal
+/// (under which block).
+async fn check(
+    services: &Services,
+    submitted: Submitted,
+) -> Result<Submitted, (&'static str, String)> {
+    match submitted {
+        Submitted::Crono(keys) => match services.crono.check(&keys).await {
+            Ok(()) => Ok(Submitted::Crono(keys)),
+            Err(ApiError::Unauthorized { .. }) => Err((
+                "public_key",
+                "Crono did not accept these keys. Copy both again from Crono's API settings."
+                    .to_owned(),
+            )),
+            Err(ApiError::RateLimited { .. }) => Err((
+                "public_key",
+                "Crono is rate limiting us, so the keys were not saved. Please try again in a \
+                 minute."
+                    .to_owned(),
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "Crono key check failed");
+                Err((
+                    "public_key",
+                    "Crono did not answer properly, so the keys were not saved. Please try \
+                     again in a minute."
+                        .to_owned(),
+                ))
+            }
+        },
+        Submitted::Odoo(keys) => match services.odoo.check(&keys).await {
+            Ok(found) => Ok(Submitted::Odoo(found)),
+            Err(CrmError::Refused { .. }) => Err((
+                "odoo_key",
+                "Odoo did not accept this login and API key for that database. Check all \
+                 three and try again."
+                    .to_owned(),
+            )),
+            Err(CrmError::RateLimited { .. }) => Err((
+                "odoo_key",
+                "Odoo is rate limiting us, so nothing was saved. Please try again in a minute."
+                    .to_owned(),
+            )),
+            Err(e @ (CrmError::NotFound { .. } | CrmError::Rejected { .. })) => {
+                tracing::warn!(error = %e, "Odoo check refused");
+                Err((
+                    "odoo_url",
+                    "Odoo did not recognise this address or database. Check both and try again."
+                        .to_owned(),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Odoo check failed");
+                Err((
+                    "odoo_url",
+                    "Odoo did not answer properly at this address, so nothing was saved. Check \
+                     it, or try again in a minute."
+                        .to_owned(),
+                ))
+            }
+        },
+    }
 }
 
 pub struct ConnectSubmit;
@@ -91,60 +261,64 @@ pub struct ConnectSubmit;
 impl Handler for ConnectSubmit {
     async fn ack(&self, services: &Services, event: &SlackEvent, payload: &Value) -> Ack {
         let Some(slack_user) = event.user_id() else {
-            return field_errors(&[("public_key", ADMINS_ONLY)]);
+            return field_errors(&[("provider", ADMINS_ONLY)]);
         };
-        let Some(keys) = submitted_keys(payload) else {
-            return field_errors(&[("private_key", "Paste both Crono keys.")]);
-        };
-        if [&keys.public_key, &keys.private_key]
-            .iter()
-            .any(|k| k.chars().any(char::is_whitespace) || k.len() > 200)
-        {
-            return field_errors(&[(
-                "public_key",
-                "That does not look like a Crono key: copy it again.",
-            )]);
+        // Slack first (the person may have lost the role since the modal opened): nothing
+        // goes to a CRM for a non-admin, even with a complete form.
+        let admin = tokio::time::timeout(CHECK_BUDGET, services.is_workspace_admin(&slack_user))
+            .await
+            .unwrap_or(false);
+        if !admin {
+            return field_errors(&[("provider", ADMINS_ONLY)]);
         }
-        // Slack first (the person may have lost the role since the modal opened), then
-        // Crono; both inside one budget.
-        let checked = tokio::time::timeout(CHECK_BUDGET, async {
-            if !services.is_workspace_admin(&slack_user).await {
-                return None;
-            }
-            Some(services.crono.check(&keys).await)
-        })
-        .await;
-        match checked {
-            Ok(None) => field_errors(&[("public_key", ADMINS_ONLY)]),
-            Ok(Some(Ok(()))) => Ack::Continue(None),
-            Ok(Some(Err(ApiError::Unauthorized { .. }))) => field_errors(&[(
-                "public_key",
-                "Crono did not accept these keys. Copy both again from Crono's API settings.",
-            )]),
-            Ok(Some(Err(ApiError::RateLimited { .. }))) => field_errors(&[(
-                "public_key",
-                "Crono is rate limiting us, so the keys were not saved. Please try again in a minute.",
-            )]),
-            Ok(Some(Err(e))) => {
-                tracing::warn!(error = %e, "Crono key check failed");
+        let form = match submitted(payload) {
+            Ok(form) => form,
+            Err(errors) => return field_errors(&errors),
+        };
+        let provider = form.provider();
+        match tokio::time::timeout(CHECK_BUDGET, check(services, form)).await {
+            Ok(Ok(_)) => Ack::Continue(None),
+            Ok(Err((block, words))) => field_errors(&[(block, &words)]),
+            Err(_) => {
+                let block = if provider == Provider::Odoo {
+                    "odoo_url"
+                } else {
+                    "public_key"
+                };
                 field_errors(&[(
-                    "public_key",
-                    "Crono did not answer properly, so the keys were not saved. Please try again in a minute.",
+                    block,
+                    &format!(
+                        "{} did not answer in time, so nothing was saved. Please try again in a \
+                         minute.",
+                        provider.label()
+                    ),
                 )])
             }
-            Err(_) => field_errors(&[(
-                "public_key",
-                "Slack or Crono did not answer in time, so the keys were not saved. Please try again in a minute.",
-            )]),
         }
     }
 
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
-        let Some(keys) = submitted_keys(&cx.payload) else {
+        let Ok(form) = submitted(&cx.payload) else {
             return Ok(());
         };
         let services = &cx.services;
-        let secret = keys.seal_text();
+        let provider = form.provider();
+        // Odoo's check also found which protocol the server speaks: asked again here (the
+        // ack's answer is not kept), outside Slack's 3 s.
+        let form = match form {
+            Submitted::Odoo(_) => match check(services, form).await {
+                Ok(form) => form,
+                Err((_, words)) => {
+                    cx.tell(&format!("Odoo was not connected: {words}")).await?;
+                    return Ok(());
+                }
+            },
+            form => form,
+        };
+        let secret = match &form {
+            Submitted::Crono(keys) => keys.seal_text(),
+            Submitted::Odoo(keys) => keys.seal_text(),
+        };
         services
             .store
             .put_credential(
@@ -152,16 +326,26 @@ impl Handler for ConnectSubmit {
                 NewCredential {
                     tenant: cx.tenant.id,
                     subject: Subject::Tenant,
-                    provider: Provider::Crono,
+                    provider,
                     secret: &secret,
                     account_email: None,
-                    api_domain: None,
+                    api_domain: match &form {
+                        Submitted::Odoo(keys) => Some(keys.url.as_str()),
+                        Submitted::Crono(_) => None,
+                    },
                     expires_at: None,
                     scopes: None,
                     metadata: serde_json::json!({ "connected_by": cx.user.slack_user_id }),
                 },
             )
             .await?;
+        // One CRM per team: the one connected before goes.
+        for other in Provider::CRMS.into_iter().filter(|p| *p != provider) {
+            services
+                .store
+                .delete_credential(cx.tenant.id, Subject::Tenant, other)
+                .await?;
+        }
         services.suggestions.forget_team(cx.tenant.id);
         services
             .store
@@ -169,16 +353,17 @@ impl Handler for ConnectSubmit {
                 cx.tenant.id,
                 Some(cx.user.id),
                 "connect",
-                Provider::Crono.as_str(),
+                provider.as_str(),
                 "ok",
                 None,
             )
             .await?;
-        cx.tell(
-            ":white_check_mark: Crono is connected for the whole workspace. Everyone can now \
+        cx.tell(&format!(
+            ":white_check_mark: {} is connected for the whole workspace. Everyone can now \
              use `/crono-search`, `/crono-add-task`, `/crono-add-note` and the follow-up's CRM \
              Note, View Deals and Create Task buttons.",
-        )
+            provider.label()
+        ))
         .await?;
         Ok(())
     }
@@ -200,27 +385,33 @@ impl Handler for DisconnectCommand {
             .await?;
             return Ok(());
         }
-        let removed = services
-            .store
-            .delete_credential(cx.tenant.id, Subject::Tenant, Provider::Crono)
-            .await?;
+        let provider = services.store.team_crm(cx.tenant.id).await?;
+        let mut removed = false;
+        for crm in Provider::CRMS {
+            removed |= services
+                .store
+                .delete_credential(cx.tenant.id, Subject::Tenant, crm)
+                .await?;
+        }
         services.suggestions.forget_team(cx.tenant.id);
         if removed {
+            let provider = provider.unwrap_or(Provider::Crono);
             services
                 .store
                 .audit(
                     cx.tenant.id,
                     Some(cx.user.id),
                     "disconnect",
-                    Provider::Crono.as_str(),
+                    provider.as_str(),
                     "ok",
                     None,
                 )
                 .await?;
-            cx.tell(
-                "Crono is disconnected for the workspace; its keys are deleted. Connect it \
+            cx.tell(&format!(
+                "{} is disconnected for the workspace; its keys are deleted. Connect a CRM \
                  again with `/crono-connect`.",
-            )
+                provider.label()
+            ))
             .await?;
         } else {
             cx.tell("No CRM was connected for this workspace.").await?;

@@ -138,6 +138,7 @@ fn read_task(
             subject,
             description: get("description"),
             due,
+            due_date: Some(date),
         },
         account_name: Some(account.name).filter(|n| !n.is_empty()),
         contact_name: picked.map(|c| c.name).filter(|n| !n.is_empty()),

@@ -77,25 +77,34 @@ impl C {
         );
         C { w, crono }
     }
+}
 
+impl std::ops::Deref for C {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.w
+    }
+}
+
+/// What the CRM tests do through Slack, whichever CRM is behind.
+impl World {
     /// A command with text; the response URL's id.
-    async fn command_with(&self, user: &str, command: &str, text: &str) -> String {
+    pub(super) async fn command_with(&self, user: &str, command: &str, text: &str) -> String {
         let url_id = uuid::Uuid::new_v4().simple().to_string();
-        let id = self.w.send(payloads::slash_command(
+        let id = self.send(payloads::slash_command(
             TEAM,
             user,
             command,
             text,
-            &self.w.slack.response_url(&url_id),
+            &self.slack.response_url(&url_id),
         ));
-        self.w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+        self.slack.wait_for_ack(&id, WAIT).await.unwrap();
         url_id
     }
 
     /// The `n`-th views.open (0-based) once made; its view as Slack shows it now.
-    async fn opened(&self, n: usize) -> Value {
+    pub(super) async fn opened(&self, n: usize) -> Value {
         let calls = self
-            .w
             .slack
             .wait_for_calls("views.open", n + 1, WAIT)
             .await
@@ -104,13 +113,17 @@ impl C {
     }
 
     /// The suggestions the bot answered in the ack for `query` typed in `view`.
-    async fn suggest(&self, view: &Value, action: &str, query: &str) -> Vec<(String, String)> {
+    pub(super) async fn suggest(
+        &self,
+        view: &Value,
+        action: &str,
+        query: &str,
+    ) -> Vec<(String, String)> {
         let envelope =
             payloads::block_suggestion_in(TEAM, ADA, "b", action, query, Some(view.clone()));
         let ack = self
-            .w
             .slack
-            .wait_for_ack(&self.w.send(envelope), WAIT)
+            .wait_for_ack(&self.send(envelope), WAIT)
             .await
             .unwrap();
         let payload = ack.payload.expect("options in the ack");
@@ -127,33 +140,32 @@ impl C {
             .collect()
     }
 
-    async fn submit(&self, view: &Value, values: Value) -> Ack {
+    pub(super) async fn submit(&self, view: &Value, values: Value) -> Ack {
         let envelope = payloads::view_submission_for(TEAM, ADA, view, values);
-        self.w
-            .slack
-            .wait_for_ack(&self.w.send(envelope), WAIT)
+        self.slack
+            .wait_for_ack(&self.send(envelope), WAIT)
             .await
             .unwrap()
     }
 
     /// Clicks a button in a modal Slack shows (by its current view).
-    fn click_in(&self, view_id: &str, action: &str, value: &str) -> String {
-        let view = self.w.slack.view(view_id).expect("the view is shown");
+    pub(super) fn click_in(&self, view_id: &str, action: &str, value: &str) -> String {
+        let view = self.slack.view(view_id).expect("the view is shown");
         let envelope = payloads::block_actions(TEAM, ADA, action, value, Some(view));
-        self.w.send(envelope)
+        self.send(envelope)
     }
 
     /// A drafted follow-up of a meeting with these external attendees.
-    async fn followup_with(
+    pub(super) async fn followup_with(
         &self,
         recording: u64,
         title: &str,
         attendees: &[(&str, &str)],
     ) -> String {
-        self.w.connect(ADA, ADA_KEY).await;
+        self.connect(ADA, ADA_KEY).await;
         let mut invitees = vec![Invitee::new("Ada Seller", "ada@seller.example", false)];
         invitees.extend(attendees.iter().map(|(n, e)| Invitee::new(n, e, true)));
-        self.w.fathom.add_meeting(
+        self.fathom.add_meeting(
             ADA_KEY,
             meeting(
                 recording,
@@ -163,19 +175,19 @@ impl C {
             )
             .invitees(invitees),
         );
-        let picker = self.w.open_picker(ADA).await;
-        let ready = self.w.pick(ADA, &picker, recording).await;
+        let picker = self.open_picker(ADA).await;
+        let ready = self.pick(ADA, &picker, recording).await;
         assert!(text_of(&ready).contains("Follow-up ready"), "{ready}");
         followup_id(&ready)
     }
 }
 
-fn ok_ack(ack: &Ack) -> bool {
+pub(super) fn ok_ack(ack: &Ack) -> bool {
     ack.payload.is_none() || ack.payload == Some(Value::Null)
 }
 
 /// The value of the first button with this action id in a message or view.
-fn button_value(message: &Value, action: &str) -> String {
+pub(super) fn button_value(message: &Value, action: &str) -> String {
     let mut found = None;
     walk(message, &mut |v| {
         if found.is_none() && v["action_id"] == action && v["type"] == "button" {
@@ -185,7 +197,7 @@ fn button_value(message: &Value, action: &str) -> String {
     found.unwrap_or_else(|| panic!("no {action} button in {message}"))
 }
 
-fn walk(v: &Value, f: &mut impl FnMut(&Value)) {
+pub(super) fn walk(v: &Value, f: &mut impl FnMut(&Value)) {
     f(v);
     match v {
         Value::Array(a) => a.iter().for_each(|x| walk(x, f)),
@@ -195,7 +207,7 @@ fn walk(v: &Value, f: &mut impl FnMut(&Value)) {
 }
 
 /// Waits until the view `id` no longer says "Loading"/"Looking".
-async fn settled(w: &World, id: &str) -> Value {
+pub(super) async fn settled(w: &World, id: &str) -> Value {
     w.view_where(id, |v| {
         let t = text_of(v);
         !t.contains("Loading") && !t.contains("Looking for")

@@ -7,6 +7,7 @@ pub mod fake_anthropic;
 pub mod fake_crono;
 pub mod fake_fathom;
 pub mod fake_google;
+pub mod fake_odoo;
 pub mod fake_slack;
 pub mod payloads;
 
