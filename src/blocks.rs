@@ -72,6 +72,7 @@ pub const GMAIL_PENDING_DRAFT: Template = template!("gmail_pending_draft");
 pub const CALENDAR_EVENT: Template = template!("calendar_event");
 /// `/crono-connect`: the team's CRM and its keys (admins only).
 pub const CRM_CONNECT: Template = template!("crm_connect");
+pub const CRM_OAUTH: Template = template!("crm_oauth");
 /// What a follow-up's action made ("Draft saved", "Event created"), with its link.
 pub const FOLLOWUP_RESULT: Template = template!("followup_result");
 /// In the edit modal: what was made from the follow-up, with its link.
@@ -106,6 +107,7 @@ pub const ALL: &[Template] = &[
     GMAIL_PENDING_DRAFT,
     CALENDAR_EVENT,
     CRM_CONNECT,
+    CRM_OAUTH,
     FOLLOWUP_RESULT,
     FOLLOWUP_STATUS,
     FOLLOWUP_WORKING,

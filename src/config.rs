@@ -160,6 +160,8 @@ pub struct CrmConfig {
     pub hubspot_token_url: String,
     pub zoho: Option<OAuthClient>,
     pub zoho_accounts_url: String,
+    /// The Zoho accounts servers (data centres) a callback's `accounts-server` may name.
+    pub zoho_accounts_servers: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -656,12 +658,78 @@ impl GoogleConfig {
     }
 }
 
+/// Zoho's data centres' accounts servers.
+const ZOHO_DATA_CENTRES: &str = "https://accounts.zoho.com,https://accounts.zoho.eu,\
+    https://accounts.zoho.in,https://accounts.zoho.com.au,https://accounts.zoho.jp,\
+    https://accounts.zoho.com.cn,https://accounts.zoho.sa,https://accounts.zohocloud.ca,\
+    https://accounts.zoho.uk";
+
 impl CrmConfig {
+    /// HubSpot, with its OAuth app when `HUBSPOT_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL`
+    /// are set (the redirect URL is `{PUBLIC_BASE_URL}/oauth/hubspot/callback`).
+    pub fn hubspot(
+        &self,
+        http: &reqwest::Client,
+        web: &HttpConfig,
+    ) -> anyhow::Result<crate::clients::crm::hubspot::HubSpot> {
+        use crate::clients::crm::{hubspot, oauth};
+        let app = match (&self.hubspot, web.public_url("/oauth/hubspot/callback")) {
+            (Some(client), Some(redirect)) => Some(oauth::OAuthApp::new(
+                "HubSpot",
+                http.clone(),
+                oauth::AppSettings {
+                    client_id: &client.client_id,
+                    client_secret: &client.client_secret,
+                    auth_url: &self.hubspot_auth_url,
+                    token_url: &self.hubspot_token_url,
+                    redirect_url: &redirect,
+                    scopes: &hubspot::SCOPES,
+                    auth_params: &[],
+                },
+            )?),
+            _ => None,
+        };
+        Ok(hubspot::HubSpot::new(
+            http.clone(),
+            &self.hubspot_api_url,
+            app,
+        ))
+    }
+
+    /// Zoho CRM, with its OAuth app when `ZOHO_CLIENT_ID`/`SECRET` and `PUBLIC_BASE_URL` are
+    /// set (the redirect URL is `{PUBLIC_BASE_URL}/oauth/zoho/callback`).
+    pub fn zoho(
+        &self,
+        http: &reqwest::Client,
+        web: &HttpConfig,
+    ) -> anyhow::Result<crate::clients::crm::zoho::Zoho> {
+        use crate::clients::crm::{oauth, zoho};
+        let app = match (&self.zoho, web.public_url("/oauth/zoho/callback")) {
+            (Some(client), Some(redirect)) => Some(oauth::OAuthApp::new(
+                "Zoho CRM",
+                http.clone(),
+                oauth::AppSettings {
+                    client_id: &client.client_id,
+                    client_secret: &client.client_secret,
+                    auth_url: &format!("{}/oauth/v2/auth", self.zoho_accounts_url),
+                    token_url: &format!("{}/oauth/v2/token", self.zoho_accounts_url),
+                    redirect_url: &redirect,
+                    scopes: &zoho::SCOPES,
+                    auth_params: &[("access_type", "offline"), ("prompt", "consent")],
+                },
+            )?),
+            _ => None,
+        };
+        let mut servers = self.zoho_accounts_servers.clone();
+        servers.push(self.zoho_accounts_url.clone());
+        Ok(zoho::Zoho::new(http.clone(), app, servers))
+    }
+
     fn read(r: &mut Reader) -> Self {
         Self {
             crono_api_url: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
             crono_app_url: r.base_url("CRONO_APP_URL", "https://app.crono.one"),
-            requests_per_second: r.number("CRM_REQUESTS_PER_SECOND", 5, 1, 100),
+            requests_per_second: r.number("CRM_REQUESTS_PER_SECOND", 5, 1, 11),
             hubspot: r.oauth("HUBSPOT", "your HubSpot developer app → Auth"),
             hubspot_api_url: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
             hubspot_auth_url: r.base_url(
@@ -672,6 +740,12 @@ impl CrmConfig {
                 .base_url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v3/token"),
             zoho: r.oauth("ZOHO", "Zoho API console"),
             zoho_accounts_url: r.base_url("ZOHO_ACCOUNTS_URL", "https://accounts.zoho.com"),
+            zoho_accounts_servers: r
+                .string("ZOHO_ACCOUNTS_SERVERS", ZOHO_DATA_CENTRES)
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
         }
     }
 }

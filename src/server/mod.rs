@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
+pub mod pages;
+
 use crate::slack::socket::SocketStatus;
 use crate::store::Store;
 

@@ -15,7 +15,9 @@ use tracing::warn;
 use crate::blocks::{self, Vars};
 use crate::clients::crm::Limits;
 use crate::clients::crm::crono::Crono;
+use crate::clients::crm::hubspot::HubSpot;
 use crate::clients::crm::odoo::Odoo;
+use crate::clients::crm::zoho::Zoho;
 use crate::clients::fathom::Fathom;
 use crate::clients::google::Google;
 use crate::clients::llm::Llm;
@@ -48,6 +50,10 @@ pub struct Services {
     pub google: Option<Google>,
     pub crono: Crono,
     pub odoo: Odoo,
+    pub hubspot: HubSpot,
+    pub zoho: Zoho,
+    /// One token refresh at a time per team and CRM.
+    pub(crate) crm_refresh: CrmRefreshLocks,
     /// The CRMs' token buckets, per (provider, team).
     pub crm_limits: Arc<Limits>,
     /// Autocomplete answers, kept briefly per team.
@@ -73,6 +79,19 @@ impl RefreshLocks {
     pub(crate) fn get(&self, user: UserId) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(user).or_default().clone()
+    }
+}
+
+type TeamLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Per-(team, CRM) locks, so concurrent CRM token refreshes collapse into one.
+#[derive(Default)]
+pub struct CrmRefreshLocks(Mutex<HashMap<(TenantId, Provider), TeamLock>>);
+
+impl CrmRefreshLocks {
+    pub(crate) fn get(&self, tenant: TenantId, provider: Provider) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((tenant, provider)).or_default().clone()
     }
 }
 
@@ -107,6 +126,15 @@ impl Services {
                 &config.crm.crono_app_url,
             ),
             odoo: Odoo::new(http.clone()),
+            hubspot: config
+                .crm
+                .hubspot(&http, &config.http)
+                .context("setting up the HubSpot client")?,
+            zoho: config
+                .crm
+                .zoho(&http, &config.http)
+                .context("setting up the Zoho client")?,
+            crm_refresh: Default::default(),
             crm_limits: Limits::new(config.crm.requests_per_second),
             suggestions: Default::default(),
             people: Directory::default(),

@@ -17,7 +17,10 @@ use crate::domain::ids::TenantId;
 use crate::domain::provider::Provider;
 
 pub mod crono;
+pub mod hubspot;
+pub mod oauth;
 pub mod odoo;
+pub mod zoho;
 
 /// What went wrong with the CRM, in terms a feature turns into words.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +181,9 @@ pub enum Calls {
 /// The token buckets, one per (provider, team), shared by the whole process.
 pub struct Limits {
     buckets: DefaultKeyedRateLimiter<(Provider, TenantId)>,
+    /// HubSpot's own limit on searches (5 per second per account), besides the bucket above
+    /// (which must stay under its 110 requests per 10 s: `CRM_REQUESTS_PER_SECOND` ≤ 11).
+    searches: DefaultKeyedRateLimiter<(Provider, TenantId)>,
     /// How long a waiting request (outside an ack) may wait for the CRM's `Retry-After`.
     max_wait: Duration,
 }
@@ -189,6 +195,10 @@ impl Limits {
         let burst = NonZeroU32::new(per_second.max(1) * 2).expect("at least one");
         Arc::new(Self {
             buckets: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            searches: RateLimiter::keyed(
+                Quota::per_second(NonZeroU32::new(5).expect("five"))
+                    .allow_burst(NonZeroU32::new(5).expect("five")),
+            ),
             max_wait: Duration::from_secs(30),
         })
     }
@@ -217,10 +227,11 @@ impl Guard {
         let mut tries = 0;
         loop {
             tries += 1;
-            self.limits
-                .buckets
-                .until_key_ready(&(self.provider, self.tenant))
-                .await;
+            let key = (self.provider, self.tenant);
+            self.limits.buckets.until_key_ready(&key).await;
+            if self.provider == Provider::Hubspot && operation.ends_with(".search") {
+                self.limits.searches.until_key_ready(&key).await;
+            }
             let started = Instant::now();
             let result = attempt().await;
             let status = match &result {

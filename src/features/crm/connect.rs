@@ -58,8 +58,19 @@ impl Handler for ConnectCommand {
         };
         // Trusted mrkdwn (a mention), so given whole: the template escapes text it fills in.
         let status = serde_json::json!({ "type": "mrkdwn", "text": status });
-        let view: SlackView =
-            blocks::CRM_CONNECT.render_as(&Vars::new().set("status_text", status))?;
+        let mut view = blocks::CRM_CONNECT.render(&Vars::new().set("status_text", status))?;
+        // HubSpot and Zoho are offered where this deployment has their OAuth apps.
+        for provider in [Provider::Hubspot, Provider::Zoho] {
+            if services.crm_oauth(provider).is_some()
+                && let Some(options) = view["blocks"][1]["element"]["options"].as_array_mut()
+            {
+                options.push(serde_json::json!({
+                    "text": { "type": "plain_text", "text": provider.label() },
+                    "value": provider.as_str(),
+                }));
+            }
+        }
+        let view: SlackView = serde_json::from_value(view)?;
         if let Err(e) = services.slack.views_open(&trigger, view).await {
             tracing::warn!(error = %e, "could not open the CRM modal");
             cx.tell(
@@ -91,6 +102,8 @@ async fn connected(
 enum Submitted {
     Crono(CronoKeys),
     Odoo(OdooKeys),
+    /// HubSpot or Zoho: connected in the browser, through the sidecar.
+    OAuth(Provider),
 }
 
 impl Submitted {
@@ -98,6 +111,7 @@ impl Submitted {
         match self {
             Submitted::Crono(_) => Provider::Crono,
             Submitted::Odoo(_) => Provider::Odoo,
+            Submitted::OAuth(provider) => *provider,
         }
     }
 }
@@ -187,6 +201,8 @@ fn submitted(payload: &Value) -> Result<Submitted, Vec<(&'static str, &'static s
                 _ => Err(errors),
             }
         }
+        "hubspot" => Ok(Submitted::OAuth(Provider::Hubspot)),
+        "zoho" => Ok(Submitted::OAuth(Provider::Zoho)),
         _ => Err(vec![("provider", "Pick a CRM from the list.")]),
     }
 }
@@ -221,6 +237,7 @@ async fn check(
                 ))
             }
         },
+        Submitted::OAuth(provider) => Ok(Submitted::OAuth(provider)),
         Submitted::Odoo(keys) => match services.odoo.check(&keys).await {
             Ok(found) => Ok(Submitted::Odoo(found)),
             Err(CrmError::Refused { .. }) => Err((
@@ -255,6 +272,76 @@ async fn check(
     }
 }
 
+/// The modal turns into a one-time link to the CRM's consent page (through the sidecar's
+/// `/oauth/<crm>/start`, which ties it to the browser that opens it).
+async fn oauth_link(
+    services: &Services,
+    event: &SlackEvent,
+    slack_user: &str,
+    provider: Provider,
+) -> Ack {
+    let start = services
+        .config
+        .http
+        .public_url(&format!("/oauth/{provider}/start"));
+    let (Some(start), Some(_)) = (start, services.crm_oauth(provider)) else {
+        return field_errors(&[(
+            "provider",
+            "This bot is not set up for that CRM (its OAuth app is not configured).",
+        )]);
+    };
+    let made = async {
+        let team = event.team_id().ok_or_else(|| anyhow::anyhow!("no team"))?;
+        let tenant = services.store.ensure_tenant(&team).await?;
+        let user = services.store.ensure_user(tenant.id, slack_user).await?;
+        let state = crate::store::oauth_states::new_state();
+        services
+            .store
+            .create_oauth_state(
+                &state,
+                provider.as_str(),
+                tenant.id,
+                user.id,
+                None,
+                &serde_json::json!({}),
+            )
+            .await?;
+        anyhow::Ok(format!("{start}?state={state}"))
+    };
+    let url = match made.await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = ?e, "could not start a CRM OAuth flow");
+            return field_errors(&[(
+                "provider",
+                "Something went wrong starting the connection. Please try again.",
+            )]);
+        }
+    };
+    let label = provider.label();
+    let view = blocks::CRM_OAUTH.render(
+        &Vars::new()
+            .set(
+                "text",
+                format!(
+                    "Open the link to connect {label} for the whole workspace: you sign in \
+                     to {label} and allow the bot. I'll confirm here in Slack."
+                ),
+            )
+            .set("label", format!("Connect {label}"))
+            .set("url", url),
+    );
+    match view {
+        Ok(view) => Ack::Stop(Some(
+            serde_json::json!({ "response_action": "update", "view": view }),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "the CRM OAuth view did not render");
+            field_errors(&[("provider", "Something went wrong. Please try again.")])
+        }
+    }
+}
+
 pub struct ConnectSubmit;
 
 #[async_trait]
@@ -276,6 +363,9 @@ impl Handler for ConnectSubmit {
             Err(errors) => return field_errors(&errors),
         };
         let provider = form.provider();
+        if let Submitted::OAuth(provider) = form {
+            return oauth_link(services, event, &slack_user, provider).await;
+        }
         match tokio::time::timeout(CHECK_BUDGET, check(services, form)).await {
             Ok(Ok(_)) => Ack::Continue(None),
             Ok(Err((block, words))) => field_errors(&[(block, &words)]),
@@ -318,6 +408,8 @@ impl Handler for ConnectSubmit {
         let secret = match &form {
             Submitted::Crono(keys) => keys.seal_text(),
             Submitted::Odoo(keys) => keys.seal_text(),
+            // Connected in the browser; the callback saves it.
+            Submitted::OAuth(_) => return Ok(()),
         };
         services
             .store
@@ -331,7 +423,7 @@ impl Handler for ConnectSubmit {
                     account_email: None,
                     api_domain: match &form {
                         Submitted::Odoo(keys) => Some(keys.url.as_str()),
-                        Submitted::Crono(_) => None,
+                        _ => None,
                     },
                     expires_at: None,
                     scopes: None,

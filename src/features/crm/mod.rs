@@ -13,6 +13,7 @@ mod deals;
 mod followup;
 mod jobs;
 mod note;
+mod oauth;
 mod search;
 mod suggest;
 mod task;
@@ -65,4 +66,5 @@ pub fn register(features: &mut Features) {
         features.action(id, followup::FollowupButton(purpose));
     }
     features.jobs.add(WRITE_JOB, Arc::new(jobs::WriteToCrm));
+    features.http.push(Box::new(oauth::routes));
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use secrecy::ExposeSecret;
 use slack_morphism::prelude::SlackMessageContent;
@@ -17,43 +17,15 @@ use crate::blocks::{self, Vars};
 use crate::clients::google::OAuthError;
 use crate::domain::ids::FollowupId;
 use crate::domain::provider::Provider;
+use crate::server::pages::{browser_cookie, consent_redirect, page};
 use crate::services::Services;
 use crate::store::oauth_states::{self, OAuthState, new_state};
-
-/// The cookie that ties the callback to the browser that opened the link.
-const COOKIE: &str = "followup_oauth";
 
 pub fn routes(services: Arc<Services>) -> Router {
     Router::new()
         .route("/oauth/google/start", get(start))
         .route("/oauth/google/callback", get(callback))
         .with_state(services)
-}
-
-/// A small HTML page, never cached or framed, sending no referrer (the URL holds a code).
-fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = crate::clients::google::escape_html;
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;\
-         padding:0 1rem;line-height:1.5}}</style></head>\
-         <body><h1>{t}</h1><p>{x}</p></body></html>",
-        t = escape(title),
-        x = escape(text)
-    );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (header::CACHE_CONTROL, "no-store"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ] {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
 }
 
 const AGAIN: &str = "Type /gmail-connect in Slack for a fresh link.";
@@ -67,18 +39,6 @@ fn expired() -> Response {
              Nothing was changed. {AGAIN}"
         ),
     )
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
 }
 
 /// `/oauth/google/start?state=…`: binds the state to this browser, then off to Google.
@@ -97,7 +57,7 @@ async fn start(
     let Some(state) = query.get("state") else {
         return expired();
     };
-    let browser = cookie(&headers).unwrap_or_else(new_state);
+    let browser = browser_cookie(&headers).unwrap_or_else(new_state);
     let bound = services
         .store
         .bind_oauth_browser(
@@ -118,27 +78,7 @@ async fn start(
         return expired();
     };
     let location = google.authorize_url(state, &verifier, None);
-    let secure = if services.config.http.public_is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
-    let mut response = StatusCode::FOUND.into_response();
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        headers.insert(header::LOCATION, value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&format!(
-        "{COOKIE}={browser}; Path=/oauth; Max-Age=600; HttpOnly; SameSite=Lax{secure}"
-    )) {
-        headers.insert(header::SET_COOKIE, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    consent_redirect(&location, &browser, services.config.http.public_is_https())
 }
 
 fn open_verifier(services: &Services, row: &OAuthState) -> Option<String> {
@@ -190,7 +130,7 @@ async fn callback(
             return unavailable();
         }
     };
-    let same_browser = match (&row.browser_hash, cookie(&headers)) {
+    let same_browser = match (&row.browser_hash, browser_cookie(&headers)) {
         (Some(bound), Some(browser)) => *bound == oauth_states::hash(&browser),
         _ => false,
     };
