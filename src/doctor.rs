@@ -41,6 +41,7 @@ pub async fn run(source: &Source) -> ExitCode {
     check_slack(&config, &mut report).await;
     list_optional(&config);
     check_google(&config, &mut report);
+    check_crms(&config).await;
     if report.failed {
         println!("\nsome checks failed");
         ExitCode::FAILURE
@@ -162,6 +163,65 @@ fn check_google(config: &Config, report: &mut Report) {
              client's redirect URI",
         ),
     }
+}
+
+/// Each team's CRM connection, asked for its deal stages (one read). Problems are warnings:
+/// one workspace's CRM does not stop the bot serving the others.
+async fn check_crms(config: &Config) {
+    let services = match crate::services::Services::build(config.clone()).await {
+        Ok(services) => services,
+        Err(e) => {
+            println!("  warn  the teams' CRM connections were not checked: {e:#}");
+            return;
+        }
+    };
+    for (ok, line) in crm_report(&services).await {
+        println!("  {}  {line}", if ok { "ok  " } else { "warn" });
+    }
+    services.store.close().await;
+}
+
+/// One line per team with a CRM: whether it answers, and what to do when it does not.
+pub async fn crm_report(services: &crate::services::Services) -> Vec<(bool, String)> {
+    use crate::clients::crm::Calls;
+    let connections = match services.store.crm_connections().await {
+        Ok(found) => found,
+        Err(e) => return vec![(false, format!("CRM connections unreadable: {e:#}"))],
+    };
+    let mut lines = Vec::new();
+    for (tenant, team, provider, status) in connections {
+        let label = crate::domain::provider::Provider::parse(&provider)
+            .map(|p| p.label())
+            .unwrap_or("a CRM");
+        if status != "connected" {
+            lines.push((
+                false,
+                format!(
+                    "team {team}: {label} is {status}; a workspace admin there runs /crono-connect"
+                ),
+            ));
+            continue;
+        }
+        let line = match services.crm(tenant, Calls::Interactive).await {
+            Ok(Ok(crm)) => match crm.stages().await {
+                Ok(stages) => (
+                    true,
+                    format!(
+                        "team {team}: {label} answers ({} deal stages)",
+                        stages.len()
+                    ),
+                ),
+                Err(e) => (false, format!("team {team}: {e}. {}", e.words())),
+            },
+            Ok(Err(no)) => (false, format!("team {team}: {}", no.words())),
+            Err(e) => (
+                false,
+                format!("team {team}: {label} could not be used: {e:#}"),
+            ),
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 fn list_optional(config: &Config) {

@@ -299,4 +299,16 @@ impl Store {
         .await)?;
         Ok(found.and_then(|(name,)| Provider::parse(&name)))
     }
+
+    /// Every team's CRM connection: (team, Slack team id, provider name, status).
+    pub async fn crm_connections(&self) -> anyhow::Result<Vec<(TenantId, String, String, String)>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT c.tenant_id, t.slack_team_id, c.provider, c.status
+             FROM credentials c JOIN tenants t ON t.id = c.tenant_id
+             WHERE c.subject = 'tenant' AND c.provider IN ('crono', 'hubspot', 'zoho', 'odoo')
+             ORDER BY t.slack_team_id, c.provider",
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
 }

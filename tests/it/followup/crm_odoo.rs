@@ -477,6 +477,16 @@ async fn odoo_end_to_end(backend: Backend, protocol: Protocol) {
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(o.odoo.records("mail.activity").len(), 1, "one task");
+    // `doctor` asks each team's CRM for its stages.
+    let report = followup_bot::doctor::crm_report(o.app()).await;
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].0, "{report:?}");
+    assert!(
+        report[0]
+            .1
+            .contains("team T0SALES: Odoo answers (4 deal stages)"),
+        "{report:?}"
+    );
     let expected = match protocol {
         Protocol::Json2 => "json2",
         Protocol::Jsonrpc => "jsonrpc",

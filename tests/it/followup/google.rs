@@ -10,7 +10,7 @@ use followup_bot::store::Store;
 const CLIENT_ID: &str = "cid-test.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-SECRETgoogleclient0001";
 /// What the bot believes its public address is; the tests reach it on loopback instead.
-const PUBLIC: &str = "https://followup.example";
+pub(super) const PUBLIC: &str = "https://followup.example";
 const ADA_GOOGLE: &str = "ada@seller.example";
 
 struct G {
@@ -18,7 +18,7 @@ struct G {
     google: FakeGoogle,
 }
 
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -26,11 +26,50 @@ fn browser() -> reqwest::Client {
 }
 
 /// What the browser got from the bot: status, `Location`, the cookie it set, the body.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    cookie: Option<String>,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) location: Option<String>,
+    pub(super) cookie: Option<String>,
+    pub(super) body: String,
+}
+
+/// A browser reaching the bot's sidecar (its public URLs, on loopback).
+impl World {
+    /// The bot's public URL, reached on its real loopback address.
+    pub(super) fn local(&self, url: &str) -> String {
+        let addr = self.running.as_ref().unwrap().http_addr;
+        assert!(url.starts_with(PUBLIC), "{url}");
+        url.replacen(PUBLIC, &format!("http://{addr}"), 1)
+    }
+
+    pub(super) async fn browse(&self, url: &str, cookie: Option<&str>) -> Page {
+        let mut request = browser().get(self.local(url));
+        if let Some(c) = cookie {
+            request = request.header("cookie", format!("followup_oauth={c}"));
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let location = header("location");
+        let cookie = header("set-cookie").map(|c| {
+            c.split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("followup_oauth=")
+                .to_owned()
+        });
+        Page {
+            status: response.status().as_u16(),
+            location,
+            cookie,
+            body: response.text().await.unwrap(),
+        }
+    }
 }
 
 impl G {
@@ -62,40 +101,8 @@ impl G {
         self.w.app()
     }
 
-    /// The bot's public URL, reached on its real loopback address.
-    fn local(&self, url: &str) -> String {
-        let addr = self.w.running.as_ref().unwrap().http_addr;
-        assert!(url.starts_with(PUBLIC), "{url}");
-        url.replacen(PUBLIC, &format!("http://{addr}"), 1)
-    }
-
     async fn get(&self, url: &str, cookie: Option<&str>) -> Page {
-        let mut request = browser().get(self.local(url));
-        if let Some(c) = cookie {
-            request = request.header("cookie", format!("followup_oauth={c}"));
-        }
-        let response = request.send().await.unwrap();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let location = header("location");
-        let cookie = header("set-cookie").map(|c| {
-            c.split(';')
-                .next()
-                .unwrap()
-                .trim_start_matches("followup_oauth=")
-                .to_owned()
-        });
-        Page {
-            status: response.status().as_u16(),
-            location,
-            cookie,
-            body: response.text().await.unwrap(),
-        }
+        self.w.browse(url, cookie).await
     }
 
     /// `/gmail-connect` from `user`: the button's link (checked against the answer).
