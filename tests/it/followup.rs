@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 mod crm;
 mod crm_connect;
+mod crm_oauth;
 mod crm_odoo;
 mod google;
 

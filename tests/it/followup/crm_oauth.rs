@@ -10,8 +10,8 @@ use super::crm::{button_value, ok_ack, settled, walk};
 use super::google::{PUBLIC, Page};
 use super::*;
 use crate::support::fake_hubspot::FakeHubSpot;
-use crate::support::fake_zoho::{FakeZoho, Region};
 use crate::support::fake_slack::Ack;
+use crate::support::fake_zoho::{FakeZoho, Region};
 use followup_bot::clients::crm::Calls;
 use followup_bot::store::Store;
 
@@ -133,10 +133,18 @@ impl O {
         assert_eq!(page.status, 200, "{}", page.body);
     }
 
-    async fn stored(&self, provider: Provider) -> Option<followup_bot::store::credentials::Credential> {
+    async fn stored(
+        &self,
+        provider: Provider,
+    ) -> Option<followup_bot::store::credentials::Credential> {
         self.app()
             .store
-            .credential(&self.app().cipher, self.tenant().await, Subject::Tenant, provider)
+            .credential(
+                &self.app().cipher,
+                self.tenant().await,
+                Subject::Tenant,
+                provider,
+            )
             .await
             .unwrap()
     }
@@ -199,7 +207,10 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
 
     // Forged states: refused at both ends, no exchange.
     let forged = o
-        .browse(&format!("{PUBLIC}/oauth/hubspot/start?state=forged-0123456789"), None)
+        .browse(
+            &format!("{PUBLIC}/oauth/hubspot/start?state=forged-0123456789"),
+            None,
+        )
         .await;
     assert_eq!(forged.status, 400, "{}", forged.body);
     let forged = o
@@ -227,7 +238,11 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
     assert_eq!(credential.metadata["connected_by"], ADA);
     assert!(credential.expires_at.is_some());
     let audit = o.app().store.audit_entries(o.tenant().await).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "connect" && e.target == "hubspot"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "connect" && e.target == "hubspot")
+    );
     // The raw database holds no token in clear.
     let tokens: Value =
         serde_json::from_str(secrecy::ExposeSecret::expose_secret(&credential.secret)).unwrap();
@@ -241,7 +256,9 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
     for entry in std::fs::read_dir(o.w._db.dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(
-            !bytes.windows(refresh.len()).any(|b| b == refresh.as_bytes()),
+            !bytes
+                .windows(refresh.len())
+                .any(|b| b == refresh.as_bytes()),
             "the refresh token in clear"
         );
     }
@@ -285,15 +302,27 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
         "{}",
         post.body
     );
-    o.wait_for_sent("chat.postMessage", "HubSpot no longer accepts the bot", WAIT)
-        .await;
+    o.wait_for_sent(
+        "chat.postMessage",
+        "HubSpot no longer accepts the bot",
+        WAIT,
+    )
+    .await;
     let refreshes = o.hub.token_calls("refresh_token");
     let url_id = o.command_with(ADA, "/crono-search", "acme").await;
     let post = o.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
-    assert!(text_of(&post.body).contains("/crono-connect"), "{}", post.body);
+    assert!(
+        text_of(&post.body).contains("/crono-connect"),
+        "{}",
+        post.body
+    );
     assert_eq!(o.hub.token_calls("refresh_token"), refreshes, "not retried");
     let audit = o.app().store.audit_entries(tenant).await.unwrap();
-    assert!(audit.iter().any(|e| e.action == "revoked" && e.target == "hubspot"));
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "revoked" && e.target == "hubspot")
+    );
     o.w.stop().await;
 }
 
@@ -303,12 +332,18 @@ async fn hubspot_crm(backend: Backend) {
     o.hub.add_company("102", "Acme Labs", "acmelabs.example");
     o.hub
         .add_contact("201", "Marco", "Rossi", "marco@acme.example", "101");
-    o.hub.add_deal("301", "101", "Acme pilot", "presentationscheduled", 10000.0);
-    o.hub.add_deal("302", "101", "Acme old win", "closedwon", 3000.0);
-    o.hub.add_deal("303", "101", "Acme lost bid", "closedlost", 2000.0);
-    o.hub.add_deal("304", "101", "Acme signed", "1234567", 4000.0);
-    o.hub.add_deal("305", "101", "Acme review", "7654321", 500.0);
-    o.hub.add_deal("306", "102", "Labs deal", "qualifiedtobuy", 1.0);
+    o.hub
+        .add_deal("301", "101", "Acme pilot", "presentationscheduled", 10000.0);
+    o.hub
+        .add_deal("302", "101", "Acme old win", "closedwon", 3000.0);
+    o.hub
+        .add_deal("303", "101", "Acme lost bid", "closedlost", 2000.0);
+    o.hub
+        .add_deal("304", "101", "Acme signed", "1234567", 4000.0);
+    o.hub
+        .add_deal("305", "101", "Acme review", "7654321", 500.0);
+    o.hub
+        .add_deal("306", "102", "Labs deal", "qualifiedtobuy", 1.0);
     o.connect_hubspot().await;
     o.w.slack.set_user(ADA, person(ADA, false));
 
@@ -381,23 +416,38 @@ async fn hubspot_crm(backend: Backend) {
             "crm_account",
             payloads::external_select_input(&acme, "Acme Corp"),
         ),
-        ("text", "value", payloads::text_input("They sign in March <b>")),
+        (
+            "text",
+            "value",
+            payloads::text_input("They sign in March <b>"),
+        ),
     ]);
     assert!(ok_ack(&o.submit(&note_modal, values.clone()).await));
     assert!(ok_ack(&o.submit(&note_modal, values).await));
     let notes = o.hub.wait_for_notes(1).await;
     let note = &notes[0];
-    assert_eq!(note["properties"]["hs_note_body"], "They sign in March &lt;b&gt;");
+    assert_eq!(
+        note["properties"]["hs_note_body"],
+        "They sign in March &lt;b&gt;"
+    );
     assert_eq!(note["associations"][0]["to"]["id"], "101");
     assert_eq!(
         note["associations"][0]["types"][0]["associationTypeId"],
         190
     );
-    o.wait_for_sent("chat.postMessage", "Note added to *Acme Corp* in HubSpot", WAIT)
-        .await;
+    o.wait_for_sent(
+        "chat.postMessage",
+        "Note added to *Acme Corp* in HubSpot",
+        WAIT,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(o.hub.notes().len(), 1);
-    assert_eq!(o.hub.count("POST", "/crm/v3/objects/notes"), 2, "429, then made");
+    assert_eq!(
+        o.hub.count("POST", "/crm/v3/objects/notes"),
+        2,
+        "429, then made"
+    );
 
     // A task at 00:30 in Rome on 1 July: 22:30 UTC the day before, with its associations.
     o.command_with(ADA, "/crono-add-task", "").await;
@@ -430,13 +480,21 @@ async fn hubspot_crm(backend: Backend) {
     assert!(ok_ack(&o.submit(&task_modal, values).await));
     let tasks = o.hub.wait_for_tasks(1).await;
     let task = &tasks[0];
-    assert_eq!(task["properties"]["hs_timestamp"], "2027-06-30T22:30:00.000Z");
+    assert_eq!(
+        task["properties"]["hs_timestamp"],
+        "2027-06-30T22:30:00.000Z"
+    );
     assert_eq!(task["properties"]["hs_task_type"], "CALL");
     let types: Vec<(Value, Value)> = task["associations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["to"]["id"].clone(), a["types"][0]["associationTypeId"].clone()))
+        .map(|a| {
+            (
+                a["to"]["id"].clone(),
+                a["types"][0]["associationTypeId"].clone(),
+            )
+        })
         .collect();
     assert!(types.contains(&(json!("101"), json!(192))), "{types:?}");
     assert!(types.contains(&(json!("201"), json!(204))), "{types:?}");
@@ -445,7 +503,11 @@ async fn hubspot_crm(backend: Backend) {
 
     // The follow-up's CRM Note: Marco's exact email names Acme Corp (its name fetched).
     let id = o
-        .followup_with(51, "Acme discovery", &[("Marco Rossi", "marco@acme.example")])
+        .followup_with(
+            51,
+            "Acme discovery",
+            &[("Marco Rossi", "marco@acme.example")],
+        )
         .await;
     let click = o.click(ADA, "followup_crm_note", &id, "note-f");
     o.slack.wait_for_ack(&click, WAIT).await.unwrap();
@@ -458,7 +520,10 @@ async fn hubspot_crm(backend: Backend) {
         .iter()
         .map(|a| &a["to"]["id"])
         .collect();
-    assert!(ids.contains(&&json!("101")) && ids.contains(&&json!("201")), "{ids:?}");
+    assert!(
+        ids.contains(&&json!("101")) && ids.contains(&&json!("201")),
+        "{ids:?}"
+    );
     o.wait_for_sent("chat.postMessage", "is on *Acme Corp* in HubSpot", WAIT)
         .await;
     o.w.stop().await;
@@ -477,15 +542,24 @@ async fn hubspot_search_deals_notes_tasks_and_the_followup_postgres() {
 #[tokio::test]
 async fn zoho_connects_in_its_data_centre_and_works_there() {
     let mut o = O::new(Backend::Sqlite).await;
-    o.zoho.add_account("z1", "Acme Corp", "https://www.acme.example/");
+    o.zoho
+        .add_account("z1", "Acme Corp", "https://www.acme.example/");
     o.zoho.add_account("z2", "Acme Labs", "acmelabs.example");
     o.zoho
         .add_contact("zc1", "Marco", "Rossi", "marco@acme.example", "z1");
-    o.zoho.add_deal("zd1", "z1", "Acme pilot", "Negotiation/Review", 10000.0);
-    o.zoho.add_deal("zd2", "z1", "Acme old win", "Closed Won", 3000.0);
     o.zoho
-        .add_deal("zd3", "z1", "Acme lost", "Closed Lost to Competition", 2000.0);
-    o.zoho.add_deal("zd4", "z1", "Acme signed", "Signed", 4000.0);
+        .add_deal("zd1", "z1", "Acme pilot", "Negotiation/Review", 10000.0);
+    o.zoho
+        .add_deal("zd2", "z1", "Acme old win", "Closed Won", 3000.0);
+    o.zoho.add_deal(
+        "zd3",
+        "z1",
+        "Acme lost",
+        "Closed Lost to Competition",
+        2000.0,
+    );
+    o.zoho
+        .add_deal("zd4", "z1", "Acme signed", "Signed", 4000.0);
 
     // An accounts server outside the allowed data centres: refused, the secret not sent.
     let link = o.connect_link(ADA, "zoho", "Zoho CRM").await;
@@ -651,7 +725,11 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
 
     // The follow-up's CRM Note reaches Zoho's EU API.
     let id = o
-        .followup_with(61, "Acme discovery", &[("Marco Rossi", "marco@acme.example")])
+        .followup_with(
+            61,
+            "Acme discovery",
+            &[("Marco Rossi", "marco@acme.example")],
+        )
         .await;
     let click = o.click(ADA, "followup_crm_note", &id, "note-f");
     o.slack.wait_for_ack(&click, WAIT).await.unwrap();
@@ -680,7 +758,9 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
     );
     wait_until("the audit row", || async {
         let audit = o.app().store.audit_entries(o.tenant().await).await.unwrap();
-        audit.iter().any(|e| e.action == "connect" && e.target == "zoho")
+        audit
+            .iter()
+            .any(|e| e.action == "connect" && e.target == "zoho")
     })
     .await;
     o.w.stop().await;

@@ -7,8 +7,10 @@ pub mod fake_anthropic;
 pub mod fake_crono;
 pub mod fake_fathom;
 pub mod fake_google;
+pub mod fake_hubspot;
 pub mod fake_odoo;
 pub mod fake_slack;
+pub mod fake_zoho;
 pub mod payloads;
 
 use std::sync::Once;
