@@ -15,7 +15,9 @@ use crate::clients::crm::crono::CronoKeys;
 use crate::clients::crm::oauth::{CrmGrant, OAuthApp, TokenError};
 use crate::clients::crm::odoo::OdooKeys;
 use crate::clients::crm::{Calls, Crm, CrmError, Guard};
-use crate::domain::crm::{Account, AccountMatch, Contact, company_domain};
+use crate::domain::crm::{
+    Account, AccountMatch, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, company_domain,
+};
 use crate::domain::followup::Followup;
 use crate::domain::ids::TenantId;
 use crate::domain::provider::Provider;
@@ -120,7 +122,7 @@ impl Services {
                     Ok(access) => access,
                     Err(no) => return Ok(Err(no)),
                 };
-                Some(match provider {
+                let inner = match provider {
                     Provider::Hubspot => self.hubspot.session(access.token, guard),
                     _ => {
                         let Some(domain) = access.api_domain else {
@@ -129,7 +131,12 @@ impl Services {
                         };
                         self.zoho.session(&domain, access.token, guard)
                     }
-                })
+                };
+                Some(Arc::new(Distrusting {
+                    inner,
+                    store: self.store.clone(),
+                    tenant,
+                }) as Arc<dyn Crm>)
             }
             _ => None,
         };
@@ -430,5 +437,89 @@ impl Services {
             }
         }
         Ok(())
+    }
+}
+
+/// An OAuth CRM session that, when the CRM refuses its access token before the token's
+/// expiry, marks the token expired: the next use refreshes it (and learns from the refresh
+/// whether the grant is gone), instead of sending the dead token until it would expire.
+struct Distrusting {
+    inner: Arc<dyn Crm>,
+    store: crate::store::Store,
+    tenant: TenantId,
+}
+
+impl Distrusting {
+    async fn watch<T>(&self, result: Result<T, CrmError>) -> Result<T, CrmError> {
+        if let Err(CrmError::Refused { .. }) = &result {
+            let provider = self.inner.provider();
+            warn!(tenant = %self.tenant, %provider, "the CRM refused a live access token; it will be refreshed");
+            if let Err(e) = self
+                .store
+                .expire_credential(self.tenant, Subject::Tenant, provider)
+                .await
+            {
+                warn!(error = ?e, "could not mark the CRM token expired");
+            }
+        }
+        result
+    }
+}
+
+#[async_trait::async_trait]
+impl Crm for Distrusting {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+
+    async fn search_accounts(&self, query: &str, limit: usize) -> Result<Vec<Account>, CrmError> {
+        self.watch(self.inner.search_accounts(query, limit).await)
+            .await
+    }
+
+    async fn search_contacts(&self, query: &str, limit: usize) -> Result<Vec<Contact>, CrmError> {
+        self.watch(self.inner.search_contacts(query, limit).await)
+            .await
+    }
+
+    async fn contacts_by_email(&self, email: &str) -> Result<Vec<Contact>, CrmError> {
+        self.watch(self.inner.contacts_by_email(email).await).await
+    }
+
+    async fn accounts_by_domain(&self, domain: &str) -> Result<Vec<Account>, CrmError> {
+        self.watch(self.inner.accounts_by_domain(domain).await)
+            .await
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, CrmError> {
+        self.watch(self.inner.account(id).await).await
+    }
+
+    async fn open_deals(&self, account_id: &str) -> Result<Vec<Deal>, CrmError> {
+        self.watch(self.inner.open_deals(account_id).await).await
+    }
+
+    async fn stages(&self) -> Result<Vec<Stage>, CrmError> {
+        self.watch(self.inner.stages().await).await
+    }
+
+    async fn update_deal(&self, change: &DealChange) -> Result<(), CrmError> {
+        self.watch(self.inner.update_deal(change).await).await
+    }
+
+    async fn create_note(&self, note: &NewNote) -> Result<Made, CrmError> {
+        self.watch(self.inner.create_note(note).await).await
+    }
+
+    async fn create_task(&self, task: &NewTask) -> Result<Made, CrmError> {
+        self.watch(self.inner.create_task(task).await).await
+    }
+
+    fn account_link(&self, account_id: &str) -> Option<String> {
+        self.inner.account_link(account_id)
     }
 }

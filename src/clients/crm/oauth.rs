@@ -204,15 +204,9 @@ impl OAuthApp {
             }
             Err(RequestTokenError::Parse(e, body)) => {
                 // Zoho: HTTP 200 with `{"error": "invalid_code"}`.
-                #[derive(Deserialize)]
-                struct Failure {
-                    error: String,
-                    #[serde(default)]
-                    error_description: String,
-                }
-                return Err(match serde_json::from_slice::<Failure>(&body) {
-                    Ok(f) => error_named(provider, &f.error, &f.error_description),
-                    Err(_) => TokenError::Unavailable(provider, format!("unreadable answer: {e}")),
+                return Err(match failure(&body) {
+                    Some((error, description)) => error_named(provider, &error, &description),
+                    None => TokenError::Unavailable(provider, format!("unreadable answer: {e}")),
                 });
             }
             Err(RequestTokenError::Request(e)) => {
@@ -236,6 +230,23 @@ impl OAuthApp {
     }
 }
 
+/// An error answer the standard shape did not cover: Zoho's HTTP-200 `{"error": …}`, or
+/// HubSpot's own `{"status": "BAD_REFRESH_TOKEN", "message": …}` (UNVERIFIED whether its v3
+/// endpoint still sends that; both are read).
+fn failure(body: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let text = |key: &str| value[key].as_str().map(str::to_owned);
+    if let Some(error) = text("error") {
+        return Some((error, text("error_description").unwrap_or_default()));
+    }
+    let status = text("status")?;
+    let error = match status.as_str() {
+        "BAD_REFRESH_TOKEN" | "BAD_AUTH_CODE" | "EXPIRED_AUTH_CODE" => "invalid_grant".to_owned(),
+        _ => status,
+    };
+    Some((error, text("message").unwrap_or_default()))
+}
+
 fn error_named(provider: &'static str, error: &str, description: &str) -> TokenError {
     let lowered = format!("{error} {description}").to_ascii_lowercase();
     if matches!(error, "invalid_grant" | "invalid_code" | "invalid_token") {
@@ -250,5 +261,37 @@ fn error_named(provider: &'static str, error: &str, description: &str) -> TokenE
                 description.chars().take(200).collect::<String>()
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_of_every_shape_are_read() {
+        let read = |body: &str| {
+            let (error, description) = failure(body.as_bytes()).unwrap();
+            error_named("X", &error, &description)
+        };
+        assert!(matches!(
+            read(r#"{"error":"invalid_code"}"#),
+            TokenError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            read(r#"{"status":"BAD_REFRESH_TOKEN","message":"missing or invalid refresh token"}"#),
+            TokenError::InvalidGrant(_)
+        ));
+        assert!(matches!(
+            read(r#"{"status":"BAD_CLIENT_ID","message":"no"}"#),
+            TokenError::Refused(..)
+        ));
+        assert!(matches!(
+            read(
+                r#"{"error":"Access Denied","error_description":"You have made too many requests continuously."}"#
+            ),
+            TokenError::RateLimited(_)
+        ));
+        assert!(failure(b"<html>").is_none());
     }
 }

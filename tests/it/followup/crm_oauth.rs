@@ -125,14 +125,6 @@ impl O {
         assert_eq!(page.status, 200, "{}", page.body);
     }
 
-    async fn connect_zoho(&self, region: Region) {
-        let link = self.connect_link(ADA, "zoho", "Zoho CRM").await;
-        let (page, _, _) = self
-            .consent(&link, |url| self.zoho.consent(url, region))
-            .await;
-        assert_eq!(page.status, 200, "{}", page.body);
-    }
-
     async fn stored(
         &self,
         provider: Provider,
@@ -222,12 +214,48 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
     assert_eq!(forged.status, 400);
     assert_eq!(o.hub.token_calls("authorization_code"), 0);
 
+    // A code HubSpot does not accept (a good state, the right browser): nothing saved.
+    let link = o.connect_link(ADA, "hubspot", "HubSpot").await;
+    let (page, _, _) = o
+        .consent(&link, |url| {
+            o.hub
+                .consent(url)
+                .map(|back| back.replace("code=", "code=tampered"))
+        })
+        .await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(
+        page.body.contains("did not accept the sign-in"),
+        "{}",
+        page.body
+    );
+    assert!(o.stored(Provider::Hubspot).await.is_none());
+    // Denied on HubSpot's page: said plainly, nothing saved.
+    let link = o.connect_link(ADA, "hubspot", "HubSpot").await;
+    let (page, _, _) = o
+        .consent(&link, |url| {
+            o.hub.consent(url).map(|back| {
+                let state = url::Url::parse(&back)
+                    .unwrap()
+                    .query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .unwrap()
+                    .1
+                    .into_owned();
+                format!("{PUBLIC}/oauth/hubspot/callback?error=access_denied&state={state}")
+            })
+        })
+        .await;
+    assert!(page.body.contains("was not allowed"), "{}", page.body);
+    assert!(o.stored(Provider::Hubspot).await.is_none());
+
     // The real flow: consent, one exchange, tokens sealed for the team, the admin told.
+    let exchanges = o.hub.token_calls("authorization_code") + 1;
     let link = o.connect_link(ADA, "hubspot", "HubSpot").await;
     let (page, callback, cookie) = o.consent(&link, |url| o.hub.consent(url)).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("HubSpot connected"), "{}", page.body);
-    assert_eq!(o.hub.token_calls("authorization_code"), 1);
+    assert_eq!(o.hub.token_calls("authorization_code"), exchanges);
     o.wait_for_sent(
         "chat.postMessage",
         "HubSpot is connected for the whole workspace",
@@ -266,7 +294,7 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
     // Replayed: the same callback again is refused, with no second exchange.
     let replay = o.browse(&callback, cookie.as_deref()).await;
     assert_eq!(replay.status, 400, "{}", replay.body);
-    assert_eq!(o.hub.token_calls("authorization_code"), 1);
+    assert_eq!(o.hub.token_calls("authorization_code"), exchanges);
 
     // Expired: a link more than ten minutes old.
     let link = o.connect_link(ADA, "hubspot", "HubSpot").await;
@@ -281,11 +309,31 @@ async fn hubspot_connects_through_the_sidecar_and_its_states_are_single_use() {
     let expired = o.browse(&link, None).await;
     assert_eq!(expired.status, 400);
     assert!(expired.body.contains("10 minutes"), "{}", expired.body);
-    assert_eq!(o.hub.token_calls("authorization_code"), 1);
+    assert_eq!(o.hub.token_calls("authorization_code"), exchanges);
 
     // Five sessions at once after the access token expired: one refresh.
     o.concurrent_sessions(Provider::Hubspot, 5).await;
     assert_eq!(o.hub.token_calls("refresh_token"), 1);
+
+    // HubSpot refusing a token before its expiry: that request says so, the next one
+    // refreshes and works.
+    o.hub.expire_access_tokens();
+    let refreshes = o.hub.token_calls("refresh_token");
+    let url_id = o.command_with(ADA, "/crono-search", "acme").await;
+    let post = o.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
+    assert!(
+        text_of(&post.body).contains("HubSpot refused"),
+        "{}",
+        post.body
+    );
+    let url_id = o.command_with(ADA, "/crono-search", "acme").await;
+    let post = o.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
+    assert!(
+        text_of(&post.body).contains("Nothing in HubSpot matches"),
+        "{}",
+        post.body
+    );
+    assert_eq!(o.hub.token_calls("refresh_token"), refreshes + 1);
 
     // Revoked at HubSpot: the admin is told once, nothing is retried with the dead grant.
     o.hub.revoke_refresh_tokens();
@@ -593,7 +641,26 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
     }
 
     // An EU account: the code is exchanged at the EU accounts server, the EU API is used.
-    o.connect_zoho(Region::Eu).await;
+    let link = o.connect_link(ADA, "zoho", "Zoho CRM").await;
+    let (page, callback, cookie) = o
+        .consent(&link, |url| o.zoho.consent(url, Region::Eu))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Replayed: refused, no second exchange.
+    let replay = o.browse(&callback, cookie.as_deref()).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    // Expired: a link more than ten minutes old.
+    let stale = o.connect_link(ADA, "zoho", "Zoho CRM").await;
+    if let Store::Sqlite(pool) = &o.app().store {
+        sqlx::query("UPDATE oauth_states SET expires_at = $1 WHERE used_at IS NULL")
+            .bind(followup_bot::store::now() - chrono::Duration::minutes(11))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let expired = o.browse(&stale, None).await;
+    assert_eq!(expired.status, 400);
+    assert!(expired.body.contains("10 minutes"), "{}", expired.body);
     assert_eq!(o.zoho.token_calls(Region::Eu, "authorization_code"), 1);
     assert_eq!(o.zoho.token_calls(Region::Us, "authorization_code"), 0);
     let credential = o.stored(Provider::Zoho).await.expect("saved");
@@ -627,7 +694,7 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
     let value = button_value(&post.body, "crm_search_deals");
     let click = o.click(ADA, "crm_search_deals", &value, "deals");
     o.slack.wait_for_ack(&click, WAIT).await.unwrap();
-    let modal = o.opened(2).await;
+    let modal = o.opened(3).await;
     let id = modal["id"].as_str().unwrap().to_owned();
     let deals = settled(&o.w, &id).await;
     let text = text_of(&deals);
@@ -661,7 +728,7 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
 
     // A note after a 429, once for two submits, on the account.
     o.command_with(ADA, "/crono-add-note", "").await;
-    let note_modal = o.opened(3).await;
+    let note_modal = o.opened(4).await;
     let options = o.suggest(&note_modal, "crm_account", "acm").await;
     let acme = options
         .iter()
@@ -690,7 +757,7 @@ async fn zoho_connects_in_its_data_centre_and_works_there() {
 
     // A task due 00:30 in Rome on 1 July: Zoho's Due_Date is that local date.
     o.command_with(ADA, "/crono-add-task", "").await;
-    let task_modal = o.opened(4).await;
+    let task_modal = o.opened(5).await;
     let options = o.suggest(&task_modal, "crm_contact", "mar").await;
     let marco = options
         .iter()
