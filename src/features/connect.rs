@@ -21,6 +21,7 @@ const CHECK_BUDGET: Duration = Duration::from_millis(2000);
 
 pub fn register(features: &mut crate::registry::Features) {
     features.command("/fathom-connect", ConnectCommand);
+    features.command("/fathom-disconnect", DisconnectCommand);
     features.submission("fathom_connect", ConnectSubmit);
 }
 
@@ -98,6 +99,13 @@ impl Handler for ConnectSubmit {
             return Ok(());
         };
         let key = SecretString::from(key);
+        // The key connected before, whose webhook goes when this one gets its own.
+        let old_key = cx
+            .services
+            .fathom_key(cx.tenant.id, cx.user.id)
+            .await
+            .ok()
+            .and_then(Result::ok);
         cx.services
             .store
             .put_credential(
@@ -121,6 +129,14 @@ impl Handler for ConnectSubmit {
             .store
             .start_fathom_poll(cx.user.id, crate::store::now())
             .await?;
+        // Meeting-ready DMs within seconds; polling stays as the safety net if this fails.
+        if let Err(e) = cx
+            .services
+            .replace_fathom_webhook(cx.tenant.id, cx.user.id, old_key.as_ref(), &key)
+            .await
+        {
+            tracing::warn!(error = ?e, "could not create the Fathom webhook; polling covers it");
+        }
         cx.services
             .store
             .audit(
@@ -143,6 +159,45 @@ impl Handler for ConnectSubmit {
                 ),
             )
             .await?;
+        Ok(())
+    }
+}
+
+/// `/fathom-disconnect`: deletes the person's webhook at Fathom and their key.
+pub struct DisconnectCommand;
+
+#[async_trait]
+impl Handler for DisconnectCommand {
+    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        let services = &cx.services;
+        if let Ok(Ok(key)) = services.fathom_key(cx.tenant.id, cx.user.id).await {
+            services.remove_fathom_webhook(cx.user.id, &key).await;
+        }
+        let removed = services
+            .store
+            .delete_credential(cx.tenant.id, Subject::User(cx.user.id), Provider::Fathom)
+            .await?;
+        if removed {
+            services
+                .store
+                .audit(
+                    cx.tenant.id,
+                    Some(cx.user.id),
+                    "disconnect",
+                    Provider::Fathom.as_str(),
+                    "ok",
+                    None,
+                )
+                .await?;
+            cx.tell(
+                "Fathom is disconnected: your key is deleted and no more meeting-ready messages \
+                 come. Connect again with `/fathom-connect`.",
+            )
+            .await?;
+        } else {
+            cx.tell("Fathom was not connected. Connect it with `/fathom-connect`.")
+                .await?;
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "draft a follow-up email from a recorded meeting",
     ),
     ("/fathom-connect", "connect your Fathom account"),
+    ("/fathom-disconnect", "disconnect Fathom"),
     ("/gmail-connect", "save drafts in your own Gmail"),
     ("/gmail-disconnect", "disconnect Gmail"),
     (

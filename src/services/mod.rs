@@ -70,6 +70,8 @@ pub mod crm;
 pub mod followups;
 /// A person's Google connection (`impl Services` there).
 pub mod google;
+/// Each person's Fathom webhook (`impl Services` there).
+pub mod webhooks;
 
 /// Per-person locks, so concurrent token refreshes for one person collapse into one.
 #[derive(Default)]

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod leases;
 pub mod oauth_states;
 pub mod tenants;
+pub mod webhooks;
 
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -1,10 +1,12 @@
-//! Meeting-ready DMs: the poller that finds each connected person's new Fathom recordings
-//! and announces each once, and the buttons of that announcement.
+//! Meeting-ready DMs: Fathom's webhook deliveries and the poller (the safety net) find each
+//! connected person's new recordings and announce each once; the buttons of that
+//! announcement.
 
 use crate::registry::Features;
 
 mod buttons;
 mod poller;
+mod webhooks;
 
 pub use poller::poll_once;
 
@@ -18,4 +20,10 @@ pub fn register(features: &mut Features) {
         features.action(id, buttons::RecordingAction(Some(pending)));
     }
     features.task(poller::run);
+    features.task(webhooks::backfill);
+    features.jobs.add(
+        webhooks::DELIVERY_JOB,
+        std::sync::Arc::new(webhooks::Delivery),
+    );
+    features.http.push(Box::new(webhooks::routes));
 }

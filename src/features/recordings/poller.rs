@@ -24,6 +24,8 @@ const LEASE: &str = "fathom-poller";
 const MAX_PAGES: usize = 10;
 /// Polls that try one recording's announcement before it is skipped.
 const ANNOUNCE_TRIES: i64 = 3;
+/// How often someone with a Fathom webhook is polled anyway.
+const WEBHOOK_POLL: chrono::Duration = chrono::Duration::minutes(30);
 
 pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
     let interval = services.config.fathom.poll_interval;
@@ -153,8 +155,14 @@ async fn poll(services: &Services, target: &PollTarget) -> anyhow::Result<()> {
     } else {
         newest
     };
+    // With a webhook, polling is the safety net for lost deliveries: every half hour.
+    let next = if store.has_fathom_webhook(target.user_id).await? {
+        interval.max(WEBHOOK_POLL)
+    } else {
+        interval
+    };
     store
-        .set_fathom_poll(target.user_id, since, Utc::now() + interval)
+        .set_fathom_poll(target.user_id, since, Utc::now() + next)
         .await?;
     Ok(())
 }
@@ -188,7 +196,7 @@ async fn list_new(
 }
 
 /// Announces a recording unless it was already (marking it seen first, across replicas).
-async fn announce(
+pub(super) async fn announce(
     services: &Services,
     target: &PollTarget,
     meeting: &Meeting,

@@ -351,6 +351,54 @@ struct Inner {
     delays: HashMap<Kind, Duration>,
     injected: HashMap<Kind, VecDeque<Injected>>,
     calls: Vec<FathomCall>,
+    webhooks: Vec<FakeWebhook>,
+    deleted_webhooks: Vec<String>,
+}
+
+/// A webhook the bot created: where Fathom would deliver, with which secret.
+#[derive(Clone, Debug)]
+pub struct FakeWebhook {
+    pub id: String,
+    pub api_key: String,
+    pub destination_url: String,
+    pub secret: String,
+    pub body: Value,
+}
+
+impl FakeWebhook {
+    /// Standard Webhooks headers for `body` as Fathom would send it at `at`, signed with
+    /// this webhook's secret.
+    pub fn headers(
+        &self,
+        message_id: &str,
+        at: DateTime<Utc>,
+        body: &str,
+    ) -> Vec<(String, String)> {
+        sign_with(&self.secret, message_id, at, body)
+    }
+}
+
+/// The headers of a delivery signed with `secret` (`whsec_…`).
+pub fn sign_with(
+    secret: &str,
+    message_id: &str,
+    at: DateTime<Utc>,
+    body: &str,
+) -> Vec<(String, String)> {
+    use hmac::{KeyInit, Mac};
+    let key = B64
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("a base64 secret");
+    let timestamp = at.timestamp().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{message_id}.{timestamp}.{body}").as_bytes());
+    let signature = B64.encode(mac.finalize().into_bytes());
+    vec![
+        ("webhook-id".to_owned(), message_id.to_owned()),
+        ("webhook-timestamp".to_owned(), timestamp),
+        ("webhook-signature".to_owned(), format!("v1,{signature}")),
+        ("content-type".to_owned(), "application/json".to_owned()),
+    ]
 }
 
 struct Shared {
@@ -381,12 +429,24 @@ impl FakeFathom {
                 delays: HashMap::new(),
                 injected: HashMap::new(),
                 calls: Vec::new(),
+                webhooks: Vec::new(),
+                deleted_webhooks: Vec::new(),
             }),
             notify: Notify::new(),
             addr: listener.local_addr().expect("fake fathom addr"),
         });
         let fake = FakeFathom { shared };
-        let app = Router::new().fallback(handler).with_state(fake.clone());
+        let app = Router::new()
+            .route(
+                &format!("{BASE_PATH}/webhooks"),
+                axum::routing::post(create_webhook),
+            )
+            .route(
+                &format!("{BASE_PATH}/webhooks/{{id}}"),
+                axum::routing::delete(delete_webhook),
+            )
+            .fallback(handler)
+            .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -591,6 +651,16 @@ impl FakeFathom {
     }
 
     // -------------------------------------------------------------------------- internals
+
+    /// The webhooks that exist (created and not deleted).
+    pub fn webhooks(&self) -> Vec<FakeWebhook> {
+        self.lock().webhooks.clone()
+    }
+
+    /// Ids of the webhooks the bot deleted.
+    pub fn deleted_webhooks(&self) -> Vec<String> {
+        self.lock().deleted_webhooks.clone()
+    }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.shared
@@ -1000,4 +1070,83 @@ async fn handler(
         tokio::time::sleep(delay).await;
     }
     json_response(status, &body, retry_after)
+}
+
+/// `POST /webhooks {destination_url, triggered_for, include_*}` → `{id, url, secret, …}`.
+async fn create_webhook(
+    State(fake): State<FakeFathom>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut st = fake.lock();
+    if !st.keys.contains(&key) {
+        return json_response(401, &json!({"error": "invalid api key"}), None);
+    }
+    let includes = [
+        "include_transcript",
+        "include_summary",
+        "include_action_items",
+        "include_crm_matches",
+    ];
+    let url = body["destination_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !url.starts_with("https://")
+        || body["triggered_for"].as_array().is_none_or(Vec::is_empty)
+        || !includes.iter().any(|i| body[*i] == true)
+    {
+        return json_response(
+            422,
+            &json!({"error": "destination_url, triggered_for and an include are required"}),
+            None,
+        );
+    }
+    let id = format!("wh_{}", st.webhooks.len() + st.deleted_webhooks.len() + 1);
+    let secret = format!("whsec_{}", B64.encode(uuid::Uuid::new_v4().as_bytes()));
+    st.webhooks.push(FakeWebhook {
+        id: id.clone(),
+        api_key: key,
+        destination_url: url.clone(),
+        secret: secret.clone(),
+        body: body.clone(),
+    });
+    drop(st);
+    fake.shared.notify.notify_waiters();
+    json_response(
+        201,
+        &json!({"id": id, "url": url, "secret": secret, "created_at": ts(Utc::now()),
+                "include_summary": body["include_summary"], "triggered_for": body["triggered_for"]}),
+        None,
+    )
+}
+
+async fn delete_webhook(
+    State(fake): State<FakeFathom>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut st = fake.lock();
+    let Some(at) = st.webhooks.iter().position(|w| w.id == id) else {
+        return json_response(404, &json!({"error": "not found"}), None);
+    };
+    if st.webhooks[at].api_key != key {
+        return json_response(404, &json!({"error": "not found"}), None);
+    }
+    st.webhooks.remove(at);
+    st.deleted_webhooks.push(id);
+    drop(st);
+    fake.shared.notify.notify_waiters();
+    StatusCode::NO_CONTENT.into_response()
 }
