@@ -42,6 +42,17 @@ pub async fn run(source: &Source) -> ExitCode {
     list_optional(&config);
     check_google(&config, &mut report);
     check_crms(&config).await;
+    match config.http.public_url("/webhooks/fathom/") {
+        Some(url) => println!(
+            "  ok    Fathom: meeting-ready DMs by webhook ({url}…), polling every 30 minutes as \
+             the safety net"
+        ),
+        None => println!(
+            "  info  Fathom: polling every {} s (set PUBLIC_BASE_URL for webhooks: DMs within \
+             seconds)",
+            config.fathom.poll_interval.as_secs()
+        ),
+    }
     if report.failed {
         println!("\nsome checks failed");
         ExitCode::FAILURE

@@ -195,6 +195,26 @@ async fn deliveries_are_verified_announced_within_seconds_and_once() {
     let tenant = w.app().store.ensure_tenant(TEAM).await.unwrap();
     let ada = w.app().store.ensure_user(tenant.id, ADA).await.unwrap();
     assert!(w.app().store.has_fathom_webhook(ada.id).await.unwrap());
+    if let followup_bot::store::Store::Sqlite(pool) = &w.app().store {
+        let (next,): (chrono::DateTime<Utc>,) =
+            sqlx::query_as("SELECT next_poll FROM fathom_polls WHERE user_id = $1")
+                .bind(ada.id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert!(next > Utc::now() + chrono::Duration::minutes(29), "{next}");
+    }
+    // A body over the cap is refused before anything reads it.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    assert_eq!(
+        w.deliver(
+            &hook.destination_url,
+            &hook.headers("big", Utc::now(), &huge),
+            &huge
+        )
+        .await,
+        413
+    );
     let metrics = w.metrics().await;
     for (outcome, n) in [
         ("accepted", 2),
