@@ -887,3 +887,82 @@ async fn trigger_ids_from_sent_envelopes_expire_and_are_single_use() -> anyhow::
     }
     Ok(())
 }
+
+/// Another workspace installs the app: `oauth.v2.access` (HTTP Basic or form credentials)
+/// gives its own bot token, which `auth.test` names; a used code, a wrong secret and a
+/// revoked token are refused as Slack refuses them; rotation refreshes.
+#[tokio::test]
+async fn a_second_workspace_installs_with_oauth_v2_and_gets_its_own_token() -> anyhow::Result<()> {
+    let fake = FakeSlack::start().await;
+    fake.set_oauth_client("111.222", "slack-client-secret");
+    let install = fake_slack::Install {
+        team_id: "T0OTHER".into(),
+        team_name: "Other Co".into(),
+        installer: "U0OWNER".into(),
+        enterprise_id: None,
+        redirect_uri: "https://bot.example/slack/oauth_redirect".into(),
+        rotation: true,
+    };
+    let code = fake.issue_install_code(install.clone());
+    let http = reqwest::Client::new();
+    let exchange = |code: String, secret: &'static str| {
+        http.post(format!("{}/oauth.v2.access", fake.api_url()))
+            .basic_auth("111.222", Some(secret))
+            .form(&[
+                ("code", code.as_str()),
+                ("redirect_uri", "https://bot.example/slack/oauth_redirect"),
+            ])
+            .send()
+    };
+    let wrong: Value = exchange(code.clone(), "nope").await?.json().await?;
+    assert_eq!(wrong["error"], "invalid_client_id");
+    let answer: Value = exchange(code.clone(), "slack-client-secret")
+        .await?
+        .json()
+        .await?;
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["team"]["id"], "T0OTHER");
+    assert_eq!(answer["authed_user"]["id"], "U0OWNER");
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(fake.team_of_token(&token).as_deref(), Some("T0OTHER"));
+    let again: Value = exchange(code, "slack-client-secret").await?.json().await?;
+    assert_eq!(again["error"], "invalid_code");
+
+    let who: Value = http
+        .post(format!("{}/auth.test", fake.api_url()))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(who["team_id"], "T0OTHER");
+    assert_eq!(fake.tokens_used("auth.test"), vec![token.clone()]);
+
+    let refreshed: Value = http
+        .post(format!("{}/oauth.v2.access", fake.api_url()))
+        .form(&[
+            ("client_id", "111.222"),
+            ("client_secret", "slack-client-secret"),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", answer["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(refreshed["ok"], true, "{refreshed}");
+    assert_ne!(refreshed["access_token"], json!(token));
+    assert_eq!(fake.oauth_exchanges("refresh_token"), 1);
+
+    fake.revoke_token(&token);
+    let revoked: Value = http
+        .post(format!("{}/chat.postMessage", fake.api_url()))
+        .bearer_auth(&token)
+        .json(&json!({"channel": "C1", "text": "hi"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(revoked["error"], "token_revoked");
+    Ok(())
+}

@@ -229,6 +229,34 @@ struct Inner {
     home_views: HashMap<String, String>,
     triggers: HashMap<String, Trigger>,
     trigger_ttl: Duration,
+    teams: Teams,
+}
+
+/// Other workspaces: their bot tokens, installs (`oauth.v2.access`) and revocations.
+#[derive(Default)]
+struct Teams {
+    /// bot token → (team id, team name)
+    tokens: HashMap<String, (String, String)>,
+    revoked: HashSet<String>,
+    oauth_client: Option<(String, String)>,
+    /// code → the install it completes
+    codes: HashMap<String, Install>,
+    /// refresh token → (team id, team name)
+    refresh: HashMap<String, (String, String)>,
+    exchanges: Vec<String>,
+    issued: u64,
+}
+
+/// An install the fake's consent page completes.
+#[derive(Clone, Debug)]
+pub struct Install {
+    pub team_id: String,
+    pub team_name: String,
+    pub installer: String,
+    pub enterprise_id: Option<String>,
+    pub redirect_uri: String,
+    /// Token rotation on: a refresh token and `expires_in` come with the bot token.
+    pub rotation: bool,
 }
 
 struct Shared {
@@ -275,6 +303,7 @@ impl FakeSlack {
                 home_views: HashMap::new(),
                 triggers: HashMap::new(),
                 trigger_ttl: Duration::from_secs(3),
+                teams: Teams::default(),
             }),
             notify: Notify::new(),
             counter: AtomicU64::new(1),
@@ -349,6 +378,61 @@ impl FakeSlack {
 
     /// Answer `{"ok":false,"error":error}` from now on. `"ratelimited"` answers HTTP 429 with
     /// `Retry-After: 1`.
+    /// Another workspace the app is installed in, with its own bot token.
+    pub fn add_team(&self, team_id: &str, team_name: &str, bot_token: &str) {
+        self.lock().teams.tokens.insert(
+            bot_token.to_owned(),
+            (team_id.to_owned(), team_name.to_owned()),
+        );
+    }
+
+    /// The token stops working (`token_revoked`), as after an uninstall.
+    pub fn revoke_token(&self, bot_token: &str) {
+        self.lock().teams.revoked.insert(bot_token.to_owned());
+    }
+
+    /// The app's OAuth client, which `oauth.v2.access` checks.
+    pub fn set_oauth_client(&self, client_id: &str, client_secret: &str) {
+        self.lock().teams.oauth_client = Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// Plays Slack's consent page: a one-time code for this install.
+    pub fn issue_install_code(&self, install: Install) -> String {
+        let code = format!("code-{}", uuid::Uuid::new_v4().simple());
+        self.lock().teams.codes.insert(code.clone(), install);
+        code
+    }
+
+    /// `oauth.v2.access` calls by grant (`authorization_code` or `refresh_token`).
+    pub fn oauth_exchanges(&self, grant: &str) -> usize {
+        self.lock()
+            .teams
+            .exchanges
+            .iter()
+            .filter(|g| *g == grant)
+            .count()
+    }
+
+    /// The team a bot token belongs to (the default team for unregistered `xoxb-` tokens).
+    pub fn team_of_token(&self, token: &str) -> Option<String> {
+        let st = self.lock();
+        st.teams
+            .tokens
+            .get(token)
+            .map(|(id, _)| id.clone())
+            .or_else(|| token.starts_with("xoxb-").then(|| TEAM_ID.to_owned()))
+    }
+
+    /// The bot tokens the calls to `method` used, in order.
+    pub fn tokens_used(&self, method: &str) -> Vec<String> {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .filter_map(|c| c.token().map(str::to_owned))
+            .collect()
+    }
+
     pub fn set_error(&self, method: &str, error: &str) {
         self.set_error_spec(method, error, None);
     }
@@ -1205,6 +1289,23 @@ impl FakeSlack {
                 .filter(|v| !v.is_empty())
         };
         let err = |e: &str| json!({"ok": false, "error": e});
+        if method == "oauth.v2.access" {
+            return oauth_access(&mut st.teams, body);
+        }
+        if let Some(t) = token {
+            if st.teams.revoked.contains(t) {
+                return err("token_revoked");
+            }
+            if method == "auth.test"
+                && let Some((team_id, team_name)) = st.teams.tokens.get(t)
+            {
+                return json!({
+                    "ok": true, "url": format!("https://{team_id}.slack.com/"), "team": team_name,
+                    "user": BOT_NAME, "team_id": team_id, "user_id": BOT_USER_ID,
+                    "bot_id": BOT_ID, "is_enterprise_install": false
+                });
+            }
+        }
         let required_prefix = if method == "apps.connections.open" {
             "xapp-"
         } else if BOT_METHODS.contains(&method) {
@@ -1645,7 +1746,18 @@ async fn api_handler(
     let received_at = Instant::now();
     let content_type = header_str(&headers, header::CONTENT_TYPE);
     let authorization = header_str(&headers, header::AUTHORIZATION);
-    let parsed = parse_body(content_type.as_deref(), &body, query.as_deref());
+    let mut parsed = parse_body(content_type.as_deref(), &body, query.as_deref());
+    if let Some(basic) = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Basic "))
+        && let Ok(decoded) =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, basic)
+        && let Some((id, secret)) = String::from_utf8_lossy(&decoded).split_once(':')
+        && let Some(map) = parsed.as_object_mut()
+    {
+        map.entry("client_id").or_insert_with(|| json!(id));
+        map.entry("client_secret").or_insert_with(|| json!(secret));
+    }
     let token = authorization
         .as_deref()
         .and_then(|a| a.strip_prefix("Bearer "))
@@ -1687,6 +1799,82 @@ async fn response_url_handler(
     });
     fake.changed();
     json_response(200, &json!({"ok": true}), None)
+}
+
+/// `oauth.v2.access`: a code from [`FakeSlack::issue_install_code`], or
+/// `grant_type=refresh_token` with a rotating install's refresh token. Errors are HTTP 200
+/// `{ok:false, error}` as Slack answers them.
+fn oauth_access(teams: &mut Teams, body: &Value) -> Value {
+    let s = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let err = |e: &str| json!({"ok": false, "error": e});
+    let grant = if s("grant_type") == "refresh_token" {
+        "refresh_token"
+    } else {
+        "authorization_code"
+    };
+    teams.exchanges.push(grant.to_owned());
+    match &teams.oauth_client {
+        Some((id, secret)) if *id == s("client_id") && *secret == s("client_secret") => {}
+        _ => return err("invalid_client_id"),
+    }
+    teams.issued += 1;
+    let n = teams.issued;
+    if grant == "refresh_token" {
+        let Some((team_id, team_name)) = teams.refresh.remove(&s("refresh_token")) else {
+            return err("invalid_refresh_token");
+        };
+        let token = format!("xoxe.xoxb-{team_id}-{n}");
+        let refresh = format!("xoxe-1-{team_id}-{n}");
+        teams
+            .tokens
+            .insert(token.clone(), (team_id.clone(), team_name.clone()));
+        teams
+            .refresh
+            .insert(refresh.clone(), (team_id.clone(), team_name.clone()));
+        return json!({
+            "ok": true, "access_token": token, "token_type": "bot", "refresh_token": refresh,
+            "expires_in": 43200, "team": {"id": team_id, "name": team_name}
+        });
+    }
+    let Some(install) = teams.codes.remove(&s("code")) else {
+        return err("invalid_code");
+    };
+    if install.redirect_uri != s("redirect_uri") {
+        return err("bad_redirect_uri");
+    }
+    let token = if install.rotation {
+        format!("xoxe.xoxb-{}-{n}", install.team_id)
+    } else {
+        format!("xoxb-{}-{n}", install.team_id)
+    };
+    teams.tokens.insert(
+        token.clone(),
+        (install.team_id.clone(), install.team_name.clone()),
+    );
+    let mut answer = json!({
+        "ok": true, "access_token": token, "token_type": "bot",
+        "scope": "commands,chat:write,im:write,users:read,users:read.email",
+        "bot_user_id": BOT_USER_ID, "app_id": APP_ID,
+        "team": {"id": install.team_id, "name": install.team_name},
+        "enterprise": install.enterprise_id.as_ref().map(|id| json!({"id": id, "name": "Org"})),
+        "authed_user": {"id": install.installer},
+        "is_enterprise_install": install.enterprise_id.is_some(),
+    });
+    if install.rotation {
+        let refresh = format!("xoxe-1-{}-{n}", install.team_id);
+        teams.refresh.insert(
+            refresh.clone(),
+            (install.team_id.clone(), install.team_name.clone()),
+        );
+        answer["refresh_token"] = json!(refresh);
+        answer["expires_in"] = json!(43200);
+    }
+    answer
 }
 
 async fn fallback_handler() -> Response {
