@@ -23,3 +23,4 @@ pub mod slack;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod workspace;

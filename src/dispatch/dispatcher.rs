@@ -220,6 +220,10 @@ impl EnvelopeHandler for Dispatcher {
             retry_reason = envelope.retry_reason.as_deref().unwrap_or("-"),
         );
         let tasks = self.tasks.clone();
-        tasks.spawn(self.run(envelope, acker).instrument(span));
+        // Every Web API call and every job of this envelope is for its workspace.
+        let team = envelope.event.team_id().unwrap_or_default();
+        tasks.spawn(
+            crate::workspace::within_owned(team, self.run(envelope, acker)).instrument(span),
+        );
     }
 }

@@ -136,8 +136,10 @@ async fn attempt(
     let started = std::time::Instant::now();
     let task = {
         let (handler, services, job) = (handler.clone(), services.clone(), job.clone());
+        let team = job.slack_team.clone().unwrap_or_default();
         tokio::spawn(
-            async move { handler.run(&services, &job).await }.instrument(tracing::Span::current()),
+            crate::workspace::within_owned(team, async move { handler.run(&services, &job).await })
+                .instrument(tracing::Span::current()),
         )
     };
     let abort = task.abort_handle();

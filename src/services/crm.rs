@@ -258,6 +258,8 @@ impl Services {
         let Some(refresh) = &grant.refresh_token else {
             anyhow::bail!("{provider} gave no refresh token");
         };
+        // Not while a refresh of the old grant is in flight (it would write the old back).
+        let _refreshing = self.crm_refresh.get(tenant, provider).lock_owned().await;
         let secret = SecretString::from(serde_json::to_string(&CrmTokens {
             access_token: grant.access_token.expose_secret().to_owned(),
             refresh_token: refresh.expose_secret().to_owned(),

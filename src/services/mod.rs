@@ -160,6 +160,19 @@ impl Services {
         Ok((channel, ts))
     }
 
+    /// Runs `work` in the Slack workspace of `tenant` (for work that does not come from an
+    /// envelope: sidecar callbacks, webhook deliveries).
+    pub async fn in_workspace_of<F: std::future::Future>(
+        &self,
+        tenant: TenantId,
+        work: F,
+    ) -> F::Output {
+        match self.store.tenant_team(tenant).await {
+            Ok(Some(team)) => crate::workspace::within(&team, work).await,
+            Ok(None) | Err(_) => work.await,
+        }
+    }
+
     /// A person's Fathom API key, or why there is none to use.
     pub async fn fathom_key(
         &self,

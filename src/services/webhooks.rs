@@ -53,9 +53,17 @@ impl Services {
             id: made.id.clone(),
             secret: made.secret,
         })?);
-        self.store
+        if let Err(e) = self
+            .store
             .put_fathom_webhook(&self.cipher, tenant, user, &path_id, &sealed)
-            .await?;
+            .await
+        {
+            // Not kept here: not left at Fathom either, firing at a path nobody answers.
+            if let Err(gone) = self.fathom.delete_webhook(key, &made.id).await {
+                warn!(error = %gone, "a Fathom webhook could not be stored nor deleted");
+            }
+            return Err(e);
+        }
         info!(user = %user, "created a Fathom webhook");
         Ok(true)
     }

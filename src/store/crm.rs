@@ -108,6 +108,7 @@ impl Store {
                 .bind(now)
                 .bind(&job_key)
                 .bind(now)
+                .bind(crate::workspace::current())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -97,6 +97,8 @@ pub struct PollTarget {
     pub tenant_id: TenantId,
     pub slack_user_id: String,
     pub tz_offset_secs: Option<i64>,
+    /// The person's Slack workspace.
+    pub slack_team_id: String,
 }
 
 impl Store {
@@ -161,6 +163,7 @@ impl Store {
                 .bind(run_at)
                 .bind(&job_key)
                 .bind(now)
+                .bind(crate::workspace::current())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -505,6 +508,7 @@ impl Store {
                 .bind(now)
                 .bind(None::<String>)
                 .bind(now)
+                .bind(crate::workspace::current())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -556,9 +560,11 @@ impl Store {
     pub async fn due_fathom_polls(&self) -> anyhow::Result<Vec<PollTarget>> {
         let now = now();
         Ok(on_pool!(self, pool => sqlx::query_as::<_, PollTarget>(
-            "SELECT u.id AS user_id, u.tenant_id, u.slack_user_id, u.tz_offset_secs
+            "SELECT u.id AS user_id, u.tenant_id, u.slack_user_id, u.tz_offset_secs,
+                    t.slack_team_id
              FROM credentials c
              JOIN users u ON u.id = c.user_id
+             JOIN tenants t ON t.id = u.tenant_id
              LEFT JOIN fathom_polls p ON p.user_id = u.id
              WHERE c.provider = 'fathom' AND c.status = 'connected' AND u.meeting_dms
                AND (p.next_poll IS NULL OR p.next_poll <= $1)

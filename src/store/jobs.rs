@@ -24,13 +24,15 @@ pub struct Job {
     pub attempts: i64,
     pub max_attempts: i64,
     pub locked_by: String,
+    /// The Slack workspace it was queued for (`crate::workspace`).
+    pub slack_team: Option<String>,
 }
 
 /// Queues one job; shared by `enqueue_job` and the writes that queue a job with their row.
 pub(super) const INSERT_JOB: &str =
     "INSERT INTO jobs (kind, payload, status, attempts, max_attempts,
-                                       run_at, dedupe_key, created_at, updated_at)
-     VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $6)
+                                       run_at, dedupe_key, created_at, updated_at, slack_team)
+     VALUES ($1, $2, 'queued', 0, $3, $4, $5, $6, $6, $7)
      ON CONFLICT (dedupe_key) DO NOTHING
      RETURNING id";
 
@@ -40,7 +42,7 @@ const CLAIM_SQLITE: &str = "UPDATE jobs SET status = 'running', attempts = attem
                 WHERE (status = 'queued' AND run_at <= $1)
                    OR (status = 'running' AND locked_until < $1)
                 ORDER BY run_at, id LIMIT 1)
-    RETURNING id, kind, payload, attempts, max_attempts, locked_by";
+    RETURNING id, kind, payload, attempts, max_attempts, locked_by, slack_team";
 
 const CLAIM_POSTGRES: &str = "UPDATE jobs SET status = 'running', attempts = attempts + 1,
         locked_until = now() + make_interval(secs => $2), locked_by = $3, updated_at = $1
@@ -49,7 +51,7 @@ const CLAIM_POSTGRES: &str = "UPDATE jobs SET status = 'running', attempts = att
                    OR (status = 'running' AND locked_until < now())
                 ORDER BY run_at, id LIMIT 1
                 FOR UPDATE SKIP LOCKED)
-    RETURNING id, kind, payload, attempts, max_attempts, locked_by";
+    RETURNING id, kind, payload, attempts, max_attempts, locked_by, slack_team";
 
 impl Store {
     /// Queues a job. With a `dedupe_key`, a second job with the same key is not queued
@@ -71,6 +73,7 @@ impl Store {
         .bind(run_at)
         .bind(dedupe_key)
         .bind(now)
+        .bind(crate::workspace::current())
         .fetch_optional(pool)
         .await)?;
         Ok(row.map(|(id,)| id))
@@ -101,6 +104,7 @@ impl Store {
                 .bind(now)
                 .bind(dedupe_key)
                 .bind(now)
+                .bind(crate::workspace::current())
                 .fetch_optional(&mut *tx)
                 .await?;
             tx.commit().await?;

@@ -101,4 +101,15 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// A team's Slack id (its workspace, or its enterprise for an org-wide install).
+    pub async fn tenant_team(&self, tenant: TenantId) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT slack_team_id FROM tenants WHERE id = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(t,)| t))
+    }
 }

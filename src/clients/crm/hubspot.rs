@@ -21,8 +21,9 @@ use crate::domain::provider::Provider;
 
 const PROVIDER: &str = "HubSpot";
 /// What the bot asks HubSpot for.
-pub const SCOPES: [&str; 6] = [
+pub const SCOPES: [&str; 7] = [
     "oauth",
+    "crm.objects.owners.read",
     "crm.objects.companies.read",
     "crm.objects.contacts.read",
     "crm.objects.contacts.write",

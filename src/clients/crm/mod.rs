@@ -27,6 +27,9 @@ pub mod zoho;
 pub enum CrmError {
     #[error("{provider} refused the credentials")]
     Refused { provider: &'static str },
+    /// HTTP 403: the credentials are good but lack a permission (a scope, a module right).
+    #[error("{provider} does not allow this to the connected user")]
+    Forbidden { provider: &'static str },
     #[error("{provider} is rate limiting us")]
     RateLimited {
         provider: &'static str,
@@ -55,6 +58,10 @@ pub enum CrmError {
 impl From<ApiError> for CrmError {
     fn from(e: ApiError) -> Self {
         match e {
+            ApiError::Unauthorized {
+                provider,
+                status: 403,
+            } => CrmError::Forbidden { provider },
             ApiError::Unauthorized { provider, .. } => CrmError::Refused { provider },
             ApiError::RateLimited {
                 provider,
@@ -103,6 +110,7 @@ impl CrmError {
     fn kind(&self) -> &'static str {
         match self {
             CrmError::Refused { .. } => "refused",
+            CrmError::Forbidden { .. } => "forbidden",
             CrmError::RateLimited { .. } => "rate_limited",
             CrmError::Unavailable { .. } => "unavailable",
             CrmError::NotFound { .. } => "not_found",
@@ -117,6 +125,10 @@ impl CrmError {
             CrmError::Refused { provider } => {
                 format!("{provider} refused the keys: an admin can run `/crono-connect` again.")
             }
+            CrmError::Forbidden { provider } => format!(
+                "{provider} does not allow this to the user the bot is connected as (a missing \
+                 permission). Tell your admin."
+            ),
             CrmError::RateLimited { provider, .. } => {
                 format!("{provider} is rate limiting us; please try again in a minute.")
             }

@@ -21,7 +21,8 @@ use crate::domain::crm::{
 use crate::domain::provider::Provider;
 
 const PROVIDER: &str = "Zoho CRM";
-pub const SCOPES: [&str; 2] = ["ZohoCRM.modules.ALL", "ZohoCRM.settings.fields.READ"];
+/// Zoho wants its scopes separated by commas: one value.
+pub const SCOPES: [&str; 1] = ["ZohoCRM.modules.ALL,ZohoCRM.settings.fields.READ"];
 const PAGE: usize = 200;
 const MAX_DEAL_PAGES: usize = 10;
 

@@ -480,6 +480,12 @@ impl Handler for DisconnectCommand {
         let provider = services.store.team_crm(cx.tenant.id).await?;
         let mut removed = false;
         for crm in Provider::CRMS {
+            // Not while a token refresh is in flight (it would write the tokens back).
+            let _refreshing = services
+                .crm_refresh
+                .get(cx.tenant.id, crm)
+                .lock_owned()
+                .await;
             removed |= services
                 .store
                 .delete_credential(cx.tenant.id, Subject::Tenant, crm)
@@ -508,6 +514,16 @@ impl Handler for DisconnectCommand {
         } else {
             cx.tell("No CRM was connected for this workspace.").await?;
         }
+        Ok(())
+    }
+}
+
+/// A click on a link button: acknowledged, nothing to do (the link opens in the browser).
+pub struct LinkOpened;
+
+#[async_trait]
+impl Handler for LinkOpened {
+    async fn handle(&self, _cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use crate::clients::crm::{Calls, CrmError};
 use crate::domain::crm::{DealChange, Made, NewNote, NewTask};
 use crate::domain::ids::FollowupId;
 use crate::domain::person::{Tenant, User};
+use crate::domain::provider::Provider;
 use crate::jobs::{Dead, JobError, JobHandler};
 use crate::services::Services;
 use crate::store::crm::{CrmWrite, NewCrmWrite, Queued};
@@ -124,9 +125,14 @@ pub fn already(write: &CrmWrite) -> String {
     }
 }
 
-fn job_error(e: CrmError) -> JobError {
+fn job_error(e: CrmError, provider: Provider) -> JobError {
     match e {
         e if e.is_transient() => JobError::Retry(e.into()),
+        // An OAuth CRM refusing a live token: it was marked expired, so the next attempt
+        // refreshes it (or learns the grant is gone and says so). A 401 made nothing.
+        e @ CrmError::Refused { .. } if matches!(provider, Provider::Hubspot | Provider::Zoho) => {
+            JobError::Retry(e.into())
+        }
         e => {
             warn!(error = %e, "the CRM refused a write");
             JobError::Person(e.words())
@@ -180,7 +186,7 @@ impl JobHandler for WriteToCrm {
                 id: change.deal_id.clone(),
             }),
         }
-        .map_err(job_error)?;
+        .map_err(|e| job_error(e, crm.provider()))?;
         let link = crm.account_link(request.account_id());
         if !services
             .store

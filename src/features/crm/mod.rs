@@ -67,4 +67,6 @@ pub fn register(features: &mut Features) {
     }
     features.jobs.add(WRITE_JOB, Arc::new(jobs::WriteToCrm));
     features.http.push(Box::new(oauth::routes));
+    // The link button of the connect window: Slack reports the click; the browser does the rest.
+    features.action("crm_oauth_open", connect::LinkOpened);
 }

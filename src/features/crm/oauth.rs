@@ -282,13 +282,11 @@ async fn callback(
          `/crono-search`, `/crono-add-task`, `/crono-add-note` and the follow-up's CRM Note, \
          View Deals and Create Task buttons."
     );
-    if let Err(e) = services
-        .dm(
-            &user.slack_user_id,
-            SlackMessageContent::new().with_text(text),
-        )
-        .await
-    {
+    let dm = services.dm(
+        &user.slack_user_id,
+        SlackMessageContent::new().with_text(text),
+    );
+    if let Err(e) = services.in_workspace_of(row.tenant_id, dm).await {
         warn!(error = %e, "the CRM is connected but the confirmation DM failed");
     }
     page(

@@ -17,6 +17,8 @@ mod oauth;
 pub fn register(features: &mut Features) {
     features.command("/gmail-connect", ConnectCommand);
     features.command("/gmail-disconnect", DisconnectCommand);
+    // The Connect Google link button: Slack reports the click; the browser does the rest.
+    features.action("gmail_connect_open", LinkOpened);
     features.http.push(Box::new(oauth::routes));
 }
 
@@ -76,6 +78,16 @@ impl Handler for DisconnectCommand {
             cx.tell("Google was not connected, so there was nothing to disconnect.")
                 .await?;
         }
+        Ok(())
+    }
+}
+
+/// A click on a link button: acknowledged, nothing to do (the link opens in the browser).
+pub struct LinkOpened;
+
+#[async_trait]
+impl Handler for LinkOpened {
+    async fn handle(&self, _cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         Ok(())
     }
 }

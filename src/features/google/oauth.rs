@@ -251,7 +251,9 @@ async fn callback(
     {
         warn!(error = ?e, "could not audit a Google connect");
     }
-    tell_connected(&services, &row, &email).await;
+    services
+        .in_workspace_of(row.tenant_id, tell_connected(&services, &row, &email))
+        .await;
     page(
         StatusCode::OK,
         "Gmail connected",

@@ -70,7 +70,8 @@ async fn poll_due(services: &Services, shutdown: &CancellationToken) {
         if shutdown.is_cancelled() {
             break;
         }
-        if let Err(e) = poll(services, &target).await {
+        let polled = crate::workspace::within(&target.slack_team_id, poll(services, &target));
+        if let Err(e) = polled.await {
             warn!(error = ?e, user = %target.user_id, "meeting poll failed");
         }
     }

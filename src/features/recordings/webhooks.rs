@@ -106,7 +106,11 @@ async fn deliver(
         "body": String::from_utf8_lossy(&body),
     });
     let key = format!("fathom-webhook:{}:{id}", webhook.user_id);
-    match services.enqueue(DELIVERY_JOB, &payload, Some(&key)).await {
+    let queued = services.in_workspace_of(
+        webhook.tenant_id,
+        services.enqueue(DELIVERY_JOB, &payload, Some(&key)),
+    );
+    match queued.await {
         Ok(Some(_)) => outcome("accepted"),
         Ok(None) => outcome("duplicate"),
         Err(e) => {
@@ -159,10 +163,17 @@ impl JobHandler for Delivery {
             tenant_id: tenant,
             slack_user_id: person.slack_user_id,
             tz_offset_secs: person.tz_offset_secs,
+            slack_team_id: crate::workspace::current().unwrap_or_default(),
         };
-        super::poller::announce(services, &target, &meeting)
-            .await
-            .map_err(JobError::Retry)?;
+        if let Err(e) = super::poller::announce(services, &target, &meeting).await {
+            // Not seen after all: the retry (or the next poll) announces it.
+            services
+                .store
+                .forget_recording_seen(user, meeting.recording_id)
+                .await
+                .map_err(JobError::Retry)?;
+            return Err(JobError::Retry(e));
+        }
         Ok(())
     }
 }
