@@ -89,7 +89,11 @@ pub struct Config {
 #[derive(Clone, Debug)]
 pub struct SlackConfig {
     pub app_token: SecretString,
+    /// Empty when the app is installed by OAuth only (`client` set, no `SLACK_BOT_TOKEN`).
     pub bot_token: SecretString,
+    /// `SLACK_CLIENT_ID`/`SECRET`: installing into many workspaces through the sidecar.
+    pub client: Option<OAuthClient>,
+    pub authorize_url: String,
     /// How many Socket Mode connections to hold open at once (Slack allows up to 10).
     pub connections: usize,
     /// How often each connection pings Slack; a link silent for two intervals is replaced.
@@ -355,9 +359,14 @@ impl Config {
                 .chain(self.anthropic.api_key.iter())
                 .map(|s| s.expose_secret().to_owned()),
         );
-        for client in [&self.google.client, &self.crm.hubspot, &self.crm.zoho]
-            .into_iter()
-            .flatten()
+        for client in [
+            &self.google.client,
+            &self.crm.hubspot,
+            &self.crm.zoho,
+            &self.slack.client,
+        ]
+        .into_iter()
+        .flatten()
         {
             out.push(client.client_secret.expose_secret().to_owned());
         }
@@ -376,16 +385,41 @@ impl SlackConfig {
                 "create an app-level token with the connections:write scope \
                  (Slack app settings → Basic Information → App-Level Tokens)",
             ),
-            bot_token: r.token(
-                "SLACK_BOT_TOKEN",
-                "xoxb-",
-                "install the app to your workspace and copy the Bot User OAuth Token \
-                 (Slack app settings → OAuth & Permissions)",
-            ),
+            client: None,
+            authorize_url: String::new(),
+            bot_token: SecretString::from(String::new()),
             connections: r.number("SLACK_SOCKET_CONNECTIONS", 2usize, 1, 10),
             ping_interval: Duration::from_secs(r.number("SLACK_PING_INTERVAL_SECS", 5u64, 1, 300)),
             api_url: r.base_url("SLACK_API_URL", "https://slack.com/api"),
         }
+        .with_install(r)
+    }
+
+    /// The bot token, and the OAuth client that installs the app into more workspaces.
+    fn with_install(mut self, r: &mut Reader) -> Self {
+        self.client = r.oauth(
+            "SLACK",
+            "Slack app settings → Basic Information → App Credentials",
+        );
+        self.authorize_url = r.base_url(
+            "SLACK_AUTHORIZE_URL",
+            "https://slack.com/oauth/v2/authorize",
+        );
+        // With the install flow on, SLACK_BOT_TOKEN is optional.
+        if self.client.is_none() || r.source.get("SLACK_BOT_TOKEN").is_some() {
+            self.bot_token = r.token(
+                "SLACK_BOT_TOKEN",
+                "xoxb-",
+                "install the app to your workspace and copy the Bot User OAuth Token \
+                 (Slack app settings → OAuth & Permissions)",
+            );
+        }
+        self
+    }
+
+    /// Whether the app is installed into workspaces through the sidecar.
+    pub fn many_workspaces(&self) -> bool {
+        self.client.is_some()
     }
 
     /// The Web API client with both tokens.

@@ -9,6 +9,8 @@ pub enum Provider {
     Hubspot,
     Zoho,
     Odoo,
+    /// A workspace's own bot token (installed through the sidecar).
+    Slack,
 }
 
 impl Provider {
@@ -21,6 +23,7 @@ impl Provider {
             Provider::Hubspot => "hubspot",
             Provider::Zoho => "zoho",
             Provider::Odoo => "odoo",
+            Provider::Slack => "slack",
         }
     }
 }
@@ -42,6 +45,7 @@ impl Provider {
             Provider::Hubspot,
             Provider::Zoho,
             Provider::Odoo,
+            Provider::Slack,
         ]
         .into_iter()
         .find(|p| p.as_str() == name)
@@ -56,6 +60,7 @@ impl Provider {
             Provider::Hubspot => "HubSpot",
             Provider::Zoho => "Zoho CRM",
             Provider::Odoo => "Odoo",
+            Provider::Slack => "Slack",
         }
     }
 }

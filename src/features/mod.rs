@@ -10,6 +10,7 @@ pub mod fallback;
 pub mod followup;
 pub mod google;
 pub mod home;
+pub mod install;
 pub mod recordings;
 pub mod settings;
 
@@ -23,5 +24,6 @@ pub fn all() -> Features {
     recordings::register(&mut features);
     settings::register(&mut features);
     home::register(&mut features);
+    install::register(&mut features);
     features
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use slack_morphism::prelude::SlackMessageContent;
 use tracing::warn;
 
@@ -54,6 +54,8 @@ pub struct Services {
     pub zoho: Zoho,
     /// One token refresh at a time per team and CRM.
     pub(crate) crm_refresh: CrmRefreshLocks,
+    /// Each workspace's bot token, for `slack` (installs and uninstalls drop it).
+    pub workspaces: Arc<slack::Workspaces>,
     /// The CRMs' token buckets, per (provider, team).
     pub crm_limits: Arc<Limits>,
     /// Autocomplete answers, kept briefly per team.
@@ -70,6 +72,8 @@ pub mod crm;
 pub mod followups;
 /// A person's Google connection (`impl Services` there).
 pub mod google;
+/// The Web API for the current workspace, with its own bot token.
+pub mod slack;
 /// Each person's Fathom webhook (`impl Services` there).
 pub mod webhooks;
 
@@ -105,14 +109,23 @@ const DOUBLE_CLICK_WINDOW: Duration = Duration::from_secs(120);
 impl Services {
     /// Builds every service from the configuration (opening and migrating the database).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let slack: Arc<dyn SlackApi> = Arc::new(
-            config
-                .slack
-                .client()
-                .context("setting up the Slack client (TLS roots)")?,
-        );
+        let client = config
+            .slack
+            .client()
+            .context("setting up the Slack client (TLS roots)")?;
         let store = config.database.open().await?;
         let cipher = config.encryption.cipher()?;
+        let workspaces = Arc::new(if config.slack.many_workspaces() {
+            slack::Workspaces::many(
+                client,
+                !config.slack.bot_token.expose_secret().is_empty(),
+                store.clone(),
+                config.encryption.cipher()?,
+            )
+        } else {
+            slack::Workspaces::single(client)
+        });
+        let slack: Arc<dyn SlackApi> = workspaces.clone();
         let http = crate::clients::http_client();
         Ok(Self {
             fathom: config.fathom.client(&http),
@@ -137,6 +150,7 @@ impl Services {
                 .zoho(&http, &config.http)
                 .context("setting up the Zoho client")?,
             crm_refresh: Default::default(),
+            workspaces,
             crm_limits: Limits::new(config.crm.requests_per_second),
             suggestions: Default::default(),
             people: Directory::default(),

@@ -158,6 +158,17 @@ impl MorphismSlack {
     }
 }
 
+impl MorphismSlack {
+    /// The same client (connections, rate control) speaking for another workspace's bot.
+    pub fn with_bot_token(&self, bot_token: &SecretString) -> Self {
+        Self {
+            client: self.client.clone(),
+            bot_token: token(bot_token),
+            app_token: self.app_token.clone(),
+        }
+    }
+}
+
 fn token(secret: &SecretString) -> SlackApiToken {
     SlackApiToken::new(SlackApiTokenValue::new(secret.expose_secret().to_owned()))
 }

@@ -110,4 +110,36 @@ impl Store {
         .fetch_optional(pool)
         .await)?)
     }
+
+    /// Records a new install state (hash only).
+    pub async fn create_install_state(&self, state: &str) -> anyhow::Result<()> {
+        let now = now();
+        let expires = now + chrono::Duration::from_std(STATE_TTL)?;
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO slack_install_states (state_hash, expires_at, created_at)
+             VALUES ($1, $2, $3)",
+        )
+        .bind(hash(state))
+        .bind(expires)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Uses an install state, once: false for a replayed, expired or unknown one.
+    pub async fn consume_install_state(&self, state: &str) -> anyhow::Result<bool> {
+        let now = now();
+        let done = on_pool!(self, pool => sqlx::query(
+            "UPDATE slack_install_states SET used_at = $2
+             WHERE state_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(hash(state))
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
 }

@@ -112,4 +112,15 @@ impl Store {
         .await)?;
         Ok(row.map(|(t,)| t))
     }
+
+    /// The team known by this Slack id, if any (never created here).
+    pub async fn tenant_by_team(&self, slack_team_id: &str) -> anyhow::Result<Option<TenantId>> {
+        let row: Option<(TenantId,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT id FROM tenants WHERE slack_team_id = $1",
+        )
+        .bind(slack_team_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.map(|(t,)| t))
+    }
 }

@@ -18,6 +18,7 @@ mod crm_connect;
 mod crm_oauth;
 mod crm_odoo;
 mod google;
+mod install;
 mod webhooks;
 
 const TEAM: &str = "T0SALES";

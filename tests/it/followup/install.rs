@@ -1,0 +1,183 @@
+//! Installing the app into a second workspace through the sidecar (Slack OAuth v2), with the
+//! fake Slack serving two teams: the state rules, the exchange, the team's bot token sealed,
+//! the welcome DM and each team's commands made with that team's own token; a team with no
+//! installation is acked and never answered.
+
+use super::google::PUBLIC;
+use super::*;
+use crate::support::bot::BOT_TOKEN;
+use crate::support::fake_slack::Install;
+
+const CLIENT_ID: &str = "1111.2222";
+const CLIENT_SECRET: &str = "slack-SECRETclient-0001";
+const OTHER: &str = "T0OTHER";
+const OWNER: &str = "U0OWNER";
+
+fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+async fn install_link(w: &World) -> (String, String) {
+    let start = w.browse(&format!("{PUBLIC}/slack/install"), None).await;
+    assert_eq!(start.status, 302, "{}", start.body);
+    let location = start.location.unwrap();
+    assert!(
+        location.starts_with("https://slack.example/oauth/v2/authorize?"),
+        "{location}"
+    );
+    let q = query_of(&location);
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert!(q["scope"].split(',').any(|s| s == "commands"), "{q:?}");
+    assert_eq!(q["redirect_uri"], format!("{PUBLIC}/slack/oauth_redirect"));
+    (location, q["state"].clone())
+}
+
+#[tokio::test]
+async fn a_second_workspace_installs_through_the_sidecar_and_uses_its_own_token() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[
+            ("SLACK_CLIENT_ID", CLIENT_ID),
+            ("SLACK_CLIENT_SECRET", CLIENT_SECRET),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            (
+                "SLACK_AUTHORIZE_URL",
+                "https://slack.example/oauth/v2/authorize",
+            ),
+        ],
+    )
+    .await;
+    // The deployment's own token serves the sales team.
+    w.slack.add_team(TEAM, "Sales", BOT_TOKEN);
+    w.slack.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    let redirect = format!("{PUBLIC}/slack/oauth_redirect");
+
+    // Forged: refused, no exchange.
+    let forged = w
+        .browse(&format!("{redirect}?state=forged&code=abc"), None)
+        .await;
+    assert_eq!(forged.status, 400, "{}", forged.body);
+    assert_eq!(w.slack.oauth_exchanges("authorization_code"), 0);
+
+    // The install: consent (played by the fake), one exchange, the page, the welcome DM
+    // sent with the new team's own token.
+    let (_, state) = install_link(&w).await;
+    let code = w.slack.issue_install_code(Install {
+        team_id: OTHER.into(),
+        team_name: "Other Co".into(),
+        installer: OWNER.into(),
+        enterprise_id: None,
+        redirect_uri: redirect.clone(),
+        rotation: false,
+    });
+    let callback = format!("{redirect}?code={code}&state={state}");
+    let page = w.browse(&callback, None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("installed in Other Co"), "{}", page.body);
+    assert_eq!(w.slack.oauth_exchanges("authorization_code"), 1);
+    w.wait_for_sent("chat.postMessage", "Thanks for installing", WAIT)
+        .await;
+    let token = w.slack.tokens_used("chat.postMessage").pop().unwrap();
+    assert_eq!(w.slack.team_of_token(&token).as_deref(), Some(OTHER));
+    assert_ne!(token, BOT_TOKEN);
+    let posted = w.slack.calls("chat.postMessage").pop().unwrap();
+    assert_eq!(
+        posted.str("channel"),
+        Some(crate::support::fake_slack::FakeSlack::dm_channel_id(OWNER).as_str())
+    );
+
+    // Replayed: refused, no second exchange. Expired: refused.
+    let replay = w.browse(&callback, None).await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+    assert_eq!(w.slack.oauth_exchanges("authorization_code"), 1);
+    let (_, stale) = install_link(&w).await;
+    if let followup_bot::store::Store::Sqlite(pool) = &w.app().store {
+        sqlx::query("UPDATE slack_install_states SET expires_at = $1 WHERE used_at IS NULL")
+            .bind(followup_bot::store::now() - chrono::Duration::minutes(11))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let code = w.slack.issue_install_code(Install {
+        team_id: OTHER.into(),
+        team_name: "Other Co".into(),
+        installer: OWNER.into(),
+        enterprise_id: None,
+        redirect_uri: redirect.clone(),
+        rotation: false,
+    });
+    let expired = w
+        .browse(&format!("{redirect}?code={code}&state={stale}"), None)
+        .await;
+    assert_eq!(expired.status, 400, "{}", expired.body);
+    assert!(expired.body.contains("10 minutes"), "{}", expired.body);
+    assert_eq!(w.slack.oauth_exchanges("authorization_code"), 1);
+
+    // The team's token is not in clear in a raw read of the database.
+    if let followup_bot::store::Store::Sqlite(pool) = &w.app().store {
+        sqlx::query("PRAGMA wal_checkpoint(FULL)")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    for entry in std::fs::read_dir(w._db.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|b| b == token.as_bytes()),
+            "the bot token in clear"
+        );
+    }
+
+    // Each team's command is answered with its own token.
+    let before = w.slack.call_count("views.open");
+    let url_id = uuid::Uuid::new_v4().simple().to_string();
+    let id = w.send(payloads::slash_command(
+        OTHER,
+        OWNER,
+        "/fathom-connect",
+        "",
+        &w.slack.response_url(&url_id),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.slack
+        .wait_for_calls("views.open", before + 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(w.slack.tokens_used("views.open").pop().unwrap(), token);
+    w.command(ADA, "/fathom-connect").await;
+    w.slack
+        .wait_for_calls("views.open", before + 2, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(w.slack.tokens_used("views.open").pop().unwrap(), BOT_TOKEN);
+
+    // A workspace with no installation: acked, never answered (with anyone's token).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = w.slack.all_calls().len();
+    let url_id = uuid::Uuid::new_v4().simple().to_string();
+    let id = w.send(payloads::slash_command(
+        "T0NOBODY",
+        "U0STRANGER",
+        "/fathom-connect",
+        "",
+        &w.slack.response_url(&url_id),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let made: Vec<String> = w
+        .slack
+        .all_calls()
+        .into_iter()
+        .skip(calls)
+        .filter(|c| c.method != "apps.connections.open")
+        .filter(|c| c.body.to_string().contains("U0STRANGER") || c.method != "users.info")
+        .map(|c| format!("{} {:?} {}", c.method, c.token(), c.body))
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+    w.stop().await;
+}
