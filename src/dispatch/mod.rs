@@ -57,6 +57,10 @@ impl Route {
             },
             SlackEvent::Push(p) => Route::Event(match &p.event {
                 SlackEventCallbackBody::AppHomeOpened(_) => "app_home_opened".to_owned(),
+                SlackEventCallbackBody::AppUninstalled(_) => "app_uninstalled".to_owned(),
+                SlackEventCallbackBody::Unknown(raw) if raw["type"] == "tokens_revoked" => {
+                    "tokens_revoked".to_owned()
+                }
                 _ => return None,
             }),
         })

@@ -32,6 +32,75 @@ pub const BOT_SCOPES: &str = "chat:write,commands,im:write,users:read,users:read
 
 pub fn register(features: &mut Features) {
     features.http.push(Box::new(routes));
+    features.event("app_uninstalled", Uninstalled);
+    features.event("tokens_revoked", Uninstalled);
+}
+
+/// `app_uninstalled` / `tokens_revoked`: the workspace's bot token goes at once (its data
+/// stays, so a reinstall restores the team); nothing calls Slack for it any more, and its
+/// jobs and polls stop (they find no token). Done in the ack: these events carry no person.
+pub struct Uninstalled;
+
+#[async_trait::async_trait]
+impl crate::dispatch::Handler for Uninstalled {
+    async fn ack(
+        &self,
+        services: &Services,
+        event: &crate::slack::envelope::SlackEvent,
+        payload: &serde_json::Value,
+    ) -> crate::dispatch::Ack {
+        let kind = payload["event"]["type"].as_str().unwrap_or_default();
+        // `tokens_revoked` names user tokens too; only the bot's matter here.
+        let bot_revoked = kind == "app_uninstalled"
+            || payload["event"]["tokens"]["bot"]
+                .as_array()
+                .is_some_and(|bots| !bots.is_empty());
+        if let (true, Some(team)) = (bot_revoked, event.team_id()) {
+            let key = payload["enterprise_id"]
+                .as_str()
+                .filter(|_| payload["is_enterprise_install"] == true)
+                .map(str::to_owned)
+                .unwrap_or(team);
+            forget_workspace(services, &key, kind).await;
+        }
+        crate::dispatch::Ack::Stop(None)
+    }
+
+    async fn handle(
+        &self,
+        _cx: &crate::dispatch::Ctx,
+        _event: crate::slack::envelope::SlackEvent,
+    ) -> crate::dispatch::HandlerResult {
+        Ok(())
+    }
+}
+
+async fn forget_workspace(services: &Services, team: &str, why: &str) {
+    services.workspaces.forget(team);
+    let tenant = match services.store.tenant_by_team(team).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return,
+        Err(e) => {
+            error!(error = ?e, "could not read an uninstalled workspace");
+            return;
+        }
+    };
+    match services
+        .store
+        .delete_credential(tenant, Subject::Tenant, Provider::Slack)
+        .await
+    {
+        Ok(true) => {
+            info!(team = %team, why, "the workspace's bot token is deleted");
+            let _ = services
+                .store
+                .audit(tenant, None, "uninstall", "slack", why, None)
+                .await;
+        }
+        Ok(false) => info!(team = %team, why, "a workspace with no stored token was uninstalled"),
+        Err(e) => error!(error = ?e, "could not delete an uninstalled workspace's token"),
+    }
+    services.workspaces.forget(team);
 }
 
 fn routes(services: Arc<Services>) -> Router {

@@ -85,6 +85,11 @@ impl Workspaces {
         }
     }
 
+    /// Whether work for `team` can reach Slack (always with one workspace).
+    pub async fn installed(&self, team: &str) -> bool {
+        self.installs.is_none() || crate::workspace::within(team, self.pick()).await.is_ok()
+    }
+
     /// The client for the current workspace.
     async fn pick(&self) -> SlackResult<Arc<MorphismSlack>> {
         let Some(installs) = &self.installs else {

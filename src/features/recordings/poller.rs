@@ -70,6 +70,9 @@ async fn poll_due(services: &Services, shutdown: &CancellationToken) {
         if shutdown.is_cancelled() {
             break;
         }
+        if !services.workspaces.installed(&target.slack_team_id).await {
+            continue; // uninstalled: nothing to announce with
+        }
         let polled = crate::workspace::within(&target.slack_team_id, poll(services, &target));
         if let Err(e) = polled.await {
             warn!(error = ?e, user = %target.user_id, "meeting poll failed");

@@ -179,5 +179,82 @@ async fn a_second_workspace_installs_through_the_sidecar_and_uses_its_own_token(
         .map(|c| format!("{} {:?} {}", c.method, c.token(), c.body))
         .collect();
     assert!(made.is_empty(), "{made:?}");
+
+    // The other team uninstalls: its token is deleted at once and never used again, while
+    // the sales team goes on working.
+    w.slack.revoke_token(&token);
+    let id = w.send(payloads::events_api(
+        OTHER,
+        json!({"type": "app_uninstalled", "event_ts": "1700000000.000100"}),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let tenant = w.app().store.tenant_by_team(OTHER).await.unwrap().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while w
+        .app()
+        .store
+        .credential(&w.app().cipher, tenant, Subject::Tenant, Provider::Slack)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the token was not deleted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let used_before = w.slack.tokens_used("views.open").len();
+    let url_id = uuid::Uuid::new_v4().simple().to_string();
+    let id = w.send(payloads::slash_command(
+        OTHER,
+        OWNER,
+        "/fathom-connect",
+        "",
+        &w.slack.response_url(&url_id),
+    ));
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.command(ADA, "/fathom-connect").await;
+    w.slack
+        .wait_for_calls("views.open", before + 3, WAIT)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used: Vec<String> = w
+        .slack
+        .all_calls()
+        .iter()
+        .filter_map(|c| c.token().map(str::to_owned))
+        .collect();
+    let after = w.slack.tokens_used("views.open")[used_before..].to_vec();
+    assert_eq!(after, vec![BOT_TOKEN.to_owned()], "only the sales team's");
+    let revoked_uses = w
+        .slack
+        .all_calls()
+        .iter()
+        .filter(|c| c.token() == Some(token.as_str()) && c.response["error"] == "token_revoked")
+        .count();
+    assert_eq!(
+        revoked_uses, 0,
+        "the revoked token was never used: {used:?}"
+    );
+    let audit = w.app().store.audit_entries(tenant).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "uninstall"));
+
+    // Installing again restores the team (same team row, a new token).
+    let (_, state) = install_link(&w).await;
+    let code = w.slack.issue_install_code(Install {
+        team_id: OTHER.into(),
+        team_name: "Other Co".into(),
+        installer: OWNER.into(),
+        enterprise_id: None,
+        redirect_uri: redirect.clone(),
+        rotation: false,
+    });
+    let page = w
+        .browse(&format!("{redirect}?code={code}&state={state}"), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        w.app().store.tenant_by_team(OTHER).await.unwrap(),
+        Some(tenant)
+    );
     w.stop().await;
 }
