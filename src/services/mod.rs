@@ -115,18 +115,23 @@ impl Services {
             .context("setting up the Slack client (TLS roots)")?;
         let store = config.database.open().await?;
         let cipher = config.encryption.cipher()?;
-        let workspaces = Arc::new(if config.slack.many_workspaces() {
-            slack::Workspaces::many(
+        let http = crate::clients::http_client();
+        let workspaces = Arc::new(match &config.slack.client {
+            Some(app) => slack::Workspaces::many(
                 client,
                 !config.slack.bot_token.expose_secret().is_empty(),
                 store.clone(),
                 config.encryption.cipher()?,
-            )
-        } else {
-            slack::Workspaces::single(client)
+                slack::Refresher::new(
+                    http.clone(),
+                    &config.slack.api_url,
+                    &app.client_id,
+                    &app.client_secret,
+                ),
+            ),
+            None => slack::Workspaces::single(client),
         });
         let slack: Arc<dyn SlackApi> = workspaces.clone();
-        let http = crate::clients::http_client();
         Ok(Self {
             fathom: config.fathom.client(&http),
             llm: config.anthropic.client(&http),

@@ -258,3 +258,64 @@ async fn a_second_workspace_installs_through_the_sidecar_and_uses_its_own_token(
     );
     w.stop().await;
 }
+
+/// A rotating bot token about to expire is refreshed once, however many calls need it.
+#[tokio::test]
+async fn a_rotating_token_is_refreshed_once_under_concurrent_calls() {
+    let mut w = World::new(
+        Backend::Postgres,
+        false,
+        &[
+            ("SLACK_CLIENT_ID", CLIENT_ID),
+            ("SLACK_CLIENT_SECRET", CLIENT_SECRET),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            (
+                "SLACK_AUTHORIZE_URL",
+                "https://slack.example/oauth/v2/authorize",
+            ),
+        ],
+    )
+    .await;
+    w.slack.add_team(TEAM, "Sales", BOT_TOKEN);
+    w.slack.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    let redirect = format!("{PUBLIC}/slack/oauth_redirect");
+    let (_, state) = install_link(&w).await;
+    let code = w.slack.issue_install_code(Install {
+        team_id: OTHER.into(),
+        team_name: "Other Co".into(),
+        installer: OWNER.into(),
+        enterprise_id: None,
+        redirect_uri: redirect.clone(),
+        rotation: true,
+    });
+    let page = w
+        .browse(&format!("{redirect}?code={code}&state={state}"), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let app = w.app();
+    let tenant = app.store.tenant_by_team(OTHER).await.unwrap().unwrap();
+    let stored = app
+        .store
+        .credential(&app.cipher, tenant, Subject::Tenant, Provider::Slack)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.expires_at.is_some(), "rotation keeps the expiry");
+
+    app.store
+        .expire_credential(tenant, Subject::Tenant, Provider::Slack)
+        .await
+        .unwrap();
+    app.workspaces.forget(OTHER);
+    let calls = (0..5)
+        .map(|_| followup_bot::workspace::within(OTHER, async { app.slack.auth_test().await }));
+    let answers = futures_util::future::join_all(calls).await;
+    for answer in &answers {
+        assert_eq!(answer.as_ref().unwrap().team_id, OTHER);
+    }
+    assert_eq!(w.slack.oauth_exchanges("refresh_token"), 1);
+    let used = w.slack.tokens_used("auth.test");
+    let newest = used.last().unwrap().clone();
+    assert!(used.iter().rev().take(5).all(|t| *t == newest), "{used:?}");
+    w.stop().await;
+}
