@@ -42,6 +42,24 @@ pub async fn run(source: &Source) -> ExitCode {
     list_optional(&config);
     check_google(&config, &mut report);
     check_crms(&config).await;
+    match (
+        &config.slack.client,
+        config.http.public_url("/slack/install"),
+    ) {
+        (Some(_), Some(link)) => println!(
+            "  ok    many workspaces: installed through {link} (each team's own bot token; \
+             SLACK_BOT_TOKEN, if set, serves its own team)"
+        ),
+        (Some(_), None) => report.fail(
+            "many workspaces",
+            "SLACK_CLIENT_ID is set but PUBLIC_BASE_URL is not: set it, and register \
+             {PUBLIC_BASE_URL}/slack/oauth_redirect as the app's redirect URL",
+        ),
+        (None, _) => println!(
+            "  info  one workspace (SLACK_BOT_TOKEN); set SLACK_CLIENT_ID/SECRET and \
+             PUBLIC_BASE_URL to install into more"
+        ),
+    }
     match config.http.public_url("/webhooks/fathom/") {
         Some(url) => println!(
             "  ok    Fathom: meeting-ready DMs by webhook ({url}…), polling every 30 minutes as \
