@@ -221,9 +221,25 @@ impl EnvelopeHandler for Dispatcher {
         );
         let tasks = self.tasks.clone();
         // Every Web API call and every job of this envelope is for its workspace.
-        let team = envelope.event.team_id().unwrap_or_default();
+        let team = workspace_of(&envelope);
         tasks.spawn(
             crate::workspace::within_owned(team, self.run(envelope, acker)).instrument(span),
         );
+    }
+}
+
+/// The workspace an envelope is for: its enterprise for an org-wide install (whose token is
+/// stored under the enterprise id), else its team.
+fn workspace_of(envelope: &Envelope) -> String {
+    let p = &envelope.payload;
+    let org_wide = p["is_enterprise_install"] == true || p["is_enterprise_install"] == "true";
+    let enterprise = p["enterprise_id"]
+        .as_str()
+        .or_else(|| p["enterprise"]["id"].as_str())
+        .or_else(|| p["team"]["enterprise_id"].as_str())
+        .filter(|e| !e.is_empty());
+    match (org_wide, enterprise) {
+        (true, Some(enterprise)) => enterprise.to_owned(),
+        _ => envelope.event.team_id().unwrap_or_default(),
     }
 }

@@ -156,6 +156,75 @@ async fn a_second_workspace_installs_through_the_sidecar_and_uses_its_own_token(
         .unwrap();
     assert_eq!(w.slack.tokens_used("views.open").pop().unwrap(), BOT_TOKEN);
 
+    // The other team's meeting-ready DM (the poller) and its Draft button (a job) use its
+    // token too, and go to its person only.
+    const OWNER_KEY: &str = "fathom-key-owner-0123456789";
+    w.fathom.add_key(OWNER_KEY);
+    {
+        let app = w.app();
+        let tenant = app.store.ensure_tenant(OTHER).await.unwrap();
+        let owner = app.store.ensure_user(tenant.id, OWNER).await.unwrap();
+        crate::support::put_fathom_key(&app.store, &app.cipher, &owner, OWNER_KEY).await;
+        w.fathom.add_meeting(
+            OWNER_KEY,
+            meeting(
+                71,
+                "Other kickoff",
+                Utc::now() - chrono::Duration::seconds(30),
+                30,
+            ),
+        );
+        let now = followup_bot::store::now();
+        app.store
+            .set_fathom_poll(owner.id, now - chrono::Duration::minutes(5), now)
+            .await
+            .unwrap();
+        followup_bot::features::recordings::poll_once(app).await;
+    }
+    w.wait_for_sent("chat.postMessage", "Other kickoff", WAIT)
+        .await;
+    let dm = w
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .rfind(|c| text_of(&c.body).contains("Other kickoff"))
+        .unwrap();
+    assert_eq!(dm.token(), Some(token.as_str()));
+    let mut click = payloads::block_actions(OTHER, OWNER, "recording_draft", "71", None);
+    click["payload"]["response_url"] = json!(w.slack.response_url("owner-draft"));
+    let id = w.send(click);
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.wait_for_sent(
+        "chat.update",
+        "Follow-up ready: Other kickoff",
+        Duration::from_secs(30),
+    )
+    .await;
+    let ready = w
+        .slack
+        .calls("chat.update")
+        .into_iter()
+        .rfind(|c| text_of(&c.body).contains("Follow-up ready: Other kickoff"))
+        .unwrap();
+    assert_eq!(
+        ready.token(),
+        Some(token.as_str()),
+        "the draft job used the team's token"
+    );
+    // Ada's button on the other team's recording is someone else's.
+    let bobs = w.click(ADA, "recording_draft", "71", "ada-other");
+    w.slack.wait_for_ack(&bobs, WAIT).await.unwrap();
+    let post = w
+        .slack
+        .wait_for_response_post("ada-other", WAIT)
+        .await
+        .unwrap();
+    assert!(
+        !text_of(&post.body).contains("Follow-up ready"),
+        "{}",
+        post.body
+    );
+
     // A workspace with no installation: acked, never answered (with anyone's token).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let calls = w.slack.all_calls().len();
@@ -317,5 +386,66 @@ async fn a_rotating_token_is_refreshed_once_under_concurrent_calls() {
     let used = w.slack.tokens_used("auth.test");
     let newest = used.last().unwrap().clone();
     assert!(used.iter().rev().take(5).all(|t| *t == newest), "{used:?}");
+    w.stop().await;
+}
+
+/// An org-wide (Enterprise Grid) install is keyed by the enterprise id, and a command from any
+/// workspace of that enterprise is answered with the org's token.
+#[tokio::test]
+async fn an_org_wide_install_serves_the_enterprises_workspaces() {
+    let mut w = World::new(
+        Backend::Sqlite,
+        false,
+        &[
+            ("SLACK_CLIENT_ID", CLIENT_ID),
+            ("SLACK_CLIENT_SECRET", CLIENT_SECRET),
+            ("PUBLIC_BASE_URL", PUBLIC),
+            (
+                "SLACK_AUTHORIZE_URL",
+                "https://slack.example/oauth/v2/authorize",
+            ),
+        ],
+    )
+    .await;
+    w.slack.add_team(TEAM, "Sales", BOT_TOKEN);
+    w.slack.set_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    let redirect = format!("{PUBLIC}/slack/oauth_redirect");
+    let (_, state) = install_link(&w).await;
+    let code = w.slack.issue_install_code(Install {
+        team_id: "T0ORGWS".into(),
+        team_name: "Org workspace".into(),
+        installer: OWNER.into(),
+        enterprise_id: Some("E0ORG".into()),
+        redirect_uri: redirect.clone(),
+        rotation: false,
+    });
+    let page = w
+        .browse(&format!("{redirect}?code={code}&state={state}"), None)
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let tenant = w.app().store.tenant_by_team("E0ORG").await.unwrap();
+    assert!(tenant.is_some(), "keyed by the enterprise id");
+    w.wait_for_sent("chat.postMessage", "Thanks for installing", WAIT)
+        .await;
+    let token = w.slack.tokens_used("chat.postMessage").pop().unwrap();
+
+    let before = w.slack.call_count("views.open");
+    let url_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut envelope = payloads::slash_command(
+        "T0ORGWS2",
+        OWNER,
+        "/fathom-connect",
+        "",
+        &w.slack.response_url(&url_id),
+    );
+    envelope["payload"]["is_enterprise_install"] = json!("true");
+    envelope["payload"]["enterprise_id"] = json!("E0ORG");
+    let id = w.send(envelope);
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    w.slack
+        .wait_for_calls("views.open", before + 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(w.slack.tokens_used("views.open").pop().unwrap(), token);
     w.stop().await;
 }
