@@ -101,7 +101,19 @@ impl Dispatcher {
             .resolve(&services.store, &*services.slack, &team, &user_id)
             .await;
         let (tenant, user) = match resolved {
-            Ok(found) => found,
+            Ok(found) => {
+                // An org-wide install's workspace: its polls and jobs find the org's token.
+                if let Some(scope) = crate::workspace::current()
+                    && scope != team
+                    && let Err(e) = services
+                        .store
+                        .set_tenant_enterprise(found.0.id, &scope)
+                        .await
+                {
+                    warn!(error = ?e, "could not note a workspace's enterprise");
+                }
+                found
+            }
             Err(e) => {
                 error!(error = ?e, "could not load the tenant and user");
                 if let Some(view_id) = &view_id {

@@ -97,7 +97,9 @@ async fn run_one(
     shutdown: &CancellationToken,
 ) {
     let span = info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
-    async {
+    // The whole run (the handler, and `dead` telling the person) is for the job's workspace.
+    let team = job.slack_team.clone().unwrap_or_default();
+    let run = async {
         let Some(handler) = registry.get(&job.kind) else {
             error!("no handler for this kind of job; dead-lettered");
             let _ = services
@@ -108,7 +110,16 @@ async fn run_one(
                 .increment(1);
             return;
         };
-        let result = if job.attempts > job.max_attempts {
+        let uninstalled = match &job.slack_team {
+            Some(team) => !services.workspaces.installed(team).await,
+            None => false,
+        };
+        let result = if uninstalled {
+            // Its workspace removed the app: nothing of it may call Slack again.
+            Err(JobError::Permanent(anyhow::anyhow!(
+                "the workspace uninstalled the app"
+            )))
+        } else if job.attempts > job.max_attempts {
             Err(JobError::Permanent(anyhow::anyhow!(
                 "attempts exhausted (the job was interrupted {} times)",
                 job.attempts - 1
@@ -120,9 +131,8 @@ async fn run_one(
             }
         };
         finish(services, &*handler, &job, result).await;
-    }
-    .instrument(span)
-    .await
+    };
+    crate::workspace::within_owned(team, run.instrument(span)).await
 }
 
 /// One run of the handler, in its own task, bounded by `TIMEOUT`; `None` when shutdown cut

@@ -150,6 +150,15 @@ impl Workspaces {
 
 impl Installs {
     async fn token(&self, team: &str) -> Option<SecretString> {
+        if let Some(token) = self.own_token(team).await {
+            return Some(token);
+        }
+        // A workspace of an org-wide install: the enterprise's token.
+        let enterprise = self.store.team_enterprise(team).await.ok().flatten()?;
+        self.own_token(&enterprise).await
+    }
+
+    async fn own_token(&self, team: &str) -> Option<SecretString> {
         let tenant = match self.store.tenant_by_team(team).await {
             Ok(Some(tenant)) => tenant,
             Ok(None) => return None,

@@ -123,4 +123,33 @@ impl Store {
         .await)?;
         Ok(row.map(|(t,)| t))
     }
+
+    /// Remembers that a workspace belongs to an org-wide install's enterprise.
+    pub async fn set_tenant_enterprise(
+        &self,
+        tenant: TenantId,
+        enterprise: &str,
+    ) -> anyhow::Result<()> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE tenants SET enterprise_id = $2
+             WHERE id = $1 AND (enterprise_id IS NULL OR enterprise_id <> $2)",
+        )
+        .bind(tenant)
+        .bind(enterprise)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The enterprise a workspace was seen belonging to (org-wide installs).
+    pub async fn team_enterprise(&self, slack_team_id: &str) -> anyhow::Result<Option<String>> {
+        let row: Option<(Option<String>,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT enterprise_id FROM tenants WHERE slack_team_id = $1",
+        )
+        .bind(slack_team_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.and_then(|(e,)| e))
+    }
 }

@@ -306,6 +306,33 @@ async fn a_second_workspace_installs_through_the_sidecar_and_uses_its_own_token(
     );
     let audit = w.app().store.audit_entries(tenant).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "uninstall"));
+    // A job of the uninstalled team is dead-lettered at once, without calling Slack.
+    let calls = w.slack.all_calls().len();
+    let queued = followup_bot::workspace::within(
+        OTHER,
+        w.app()
+            .enqueue("fathom.delivery", &json!({"tenant": 0}), None),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    w.running.as_ref().unwrap().run_due_jobs().await.unwrap();
+    if let followup_bot::store::Store::Sqlite(pool) = &w.app().store {
+        let (status, error): (String, Option<String>) =
+            sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1")
+                .bind(queued)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(status, "dead");
+        assert!(error.unwrap_or_default().contains("uninstalled"));
+    }
+    assert!(
+        w.slack.all_calls()[calls..]
+            .iter()
+            .all(|c| c.method == "apps.connections.open"),
+        "no Slack call for the uninstalled team"
+    );
 
     // Installing again restores the team (same team row, a new token).
     let (_, state) = install_link(&w).await;
@@ -447,5 +474,41 @@ async fn an_org_wide_install_serves_the_enterprises_workspaces() {
         .await
         .unwrap();
     assert_eq!(w.slack.tokens_used("views.open").pop().unwrap(), token);
+
+    // That workspace's person's meeting-ready DM (the poller, which knows only the
+    // workspace) uses the org's token too.
+    const OWNER_KEY: &str = "fathom-key-orgowner-0123456789";
+    w.fathom.add_key(OWNER_KEY);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let app = w.app();
+        let tenant = app.store.ensure_tenant("T0ORGWS2").await.unwrap();
+        let owner = app.store.ensure_user(tenant.id, OWNER).await.unwrap();
+        crate::support::put_fathom_key(&app.store, &app.cipher, &owner, OWNER_KEY).await;
+        w.fathom.add_meeting(
+            OWNER_KEY,
+            meeting(
+                81,
+                "Org kickoff",
+                Utc::now() - chrono::Duration::seconds(30),
+                30,
+            ),
+        );
+        let now = followup_bot::store::now();
+        app.store
+            .set_fathom_poll(owner.id, now - chrono::Duration::minutes(5), now)
+            .await
+            .unwrap();
+        followup_bot::features::recordings::poll_once(app).await;
+    }
+    w.wait_for_sent("chat.postMessage", "Org kickoff", WAIT)
+        .await;
+    let dm = w
+        .slack
+        .calls("chat.postMessage")
+        .into_iter()
+        .rfind(|c| text_of(&c.body).contains("Org kickoff"))
+        .unwrap();
+    assert_eq!(dm.token(), Some(token.as_str()));
     w.stop().await;
 }
