@@ -189,6 +189,33 @@ pub fn website_domain(website: &str) -> Option<String> {
     (!host.is_empty() && host.contains('.')).then(|| host.to_owned())
 }
 
+/// The contacts whose email is exactly `email` (case aside): a CRM's filter is its own,
+/// exactness is the bot's.
+pub fn with_email(contacts: impl IntoIterator<Item = Contact>, email: &str) -> Vec<Contact> {
+    let email = email.trim();
+    contacts
+        .into_iter()
+        .filter(|c| {
+            c.email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
+        })
+        .collect()
+}
+
+/// The accounts whose website is exactly `domain` (`www.` and scheme aside).
+pub fn with_domain(accounts: impl IntoIterator<Item = Account>, domain: &str) -> Vec<Account> {
+    accounts
+        .into_iter()
+        .filter(|a| {
+            a.website
+                .as_deref()
+                .and_then(website_domain)
+                .is_some_and(|w| w == domain)
+        })
+        .collect()
+}
+
 /// The part of a domain a company's name most likely contains (`tinexta` of `tinexta.com`).
 pub fn domain_stem(domain: &str) -> &str {
     domain.split('.').next().unwrap_or(domain)

@@ -5,24 +5,10 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::clients::google::escape_html;
+
 /// The cookie that ties the callback to the browser that opened the link.
 pub const COOKIE: &str = "followup_oauth";
-
-/// Escapes text for HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A small HTML page with a title and one paragraph.
 pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
@@ -32,8 +18,8 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
          <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;\
          padding:0 1rem;line-height:1.5}}</style></head>\
          <body><h1>{t}</h1><p>{x}</p></body></html>",
-        t = escape(title),
-        x = escape(text)
+        t = escape_html(title),
+        x = escape_html(text)
     );
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::{Crm, CrmError, Guard};
 use crate::clients::{ApiError, decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, website_domain,
+    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, with_domain,
+    with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -325,29 +326,14 @@ impl Crm for Session {
             }))
             .await?;
         // The filter is the CRM's; exactness is ours.
-        Ok(found
-            .into_iter()
-            .filter(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-            })
-            .collect())
+        Ok(with_email(found, email))
     }
 
     async fn accounts_by_domain(&self, domain: &str) -> Result<Vec<Account>, CrmError> {
         // Crono's search is by name: search the domain's stem, keep exact website matches.
         let stem = crate::domain::crm::domain_stem(domain);
         let found = self.search_accounts(stem, PAGE).await?;
-        Ok(found
-            .into_iter()
-            .filter(|a| {
-                a.website
-                    .as_deref()
-                    .and_then(website_domain)
-                    .is_some_and(|w| w == domain)
-            })
-            .collect())
+        Ok(with_domain(found, domain))
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, CrmError> {

@@ -16,6 +16,7 @@ use super::{Crm, CrmError, Guard};
 use crate::clients::{decode, send};
 use crate::domain::crm::{
     Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, website_domain,
+    with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -263,14 +264,7 @@ impl Crm for Session {
                 "limit": 10,
             }))
             .await?;
-        Ok(found
-            .into_iter()
-            .filter(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-            })
-            .collect())
+        Ok(with_email(found, email))
     }
 
     async fn accounts_by_domain(&self, domain: &str) -> Result<Vec<Account>, CrmError> {

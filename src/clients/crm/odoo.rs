@@ -22,7 +22,8 @@ use tokio::sync::OnceCell;
 use super::{Crm, CrmError, Guard};
 use crate::clients::{ApiError, decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, website_domain,
+    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, with_domain,
+    with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -606,15 +607,7 @@ impl Crm for Session {
                 10,
             )
             .await?;
-        Ok(found
-            .iter()
-            .filter_map(contact)
-            .filter(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-            })
-            .collect())
+        Ok(with_email(found.iter().filter_map(contact), email))
     }
 
     async fn accounts_by_domain(&self, domain: &str) -> Result<Vec<Account>, CrmError> {
@@ -624,16 +617,7 @@ impl Crm for Session {
                 PAGE,
             )
             .await?;
-        Ok(found
-            .iter()
-            .filter_map(account)
-            .filter(|a| {
-                a.website
-                    .as_deref()
-                    .and_then(website_domain)
-                    .is_some_and(|w| w == domain)
-            })
-            .collect())
+        Ok(with_domain(found.iter().filter_map(account), domain))
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, CrmError> {

@@ -16,7 +16,7 @@ use super::oauth::OAuthApp;
 use super::{Crm, CrmError, Guard};
 use crate::clients::{decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, website_domain,
+    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, with_domain, with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -276,15 +276,7 @@ impl Crm for Session {
                 &format!("/Contacts/search?{}", query(&[("email", email.trim())])),
             )
             .await?;
-        Ok(found
-            .iter()
-            .filter_map(contact)
-            .filter(|c| {
-                c.email
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.trim()))
-            })
-            .collect())
+        Ok(with_email(found.iter().filter_map(contact), email))
     }
 
     async fn accounts_by_domain(&self, domain: &str) -> Result<Vec<Account>, CrmError> {
@@ -292,15 +284,7 @@ impl Crm for Session {
         // keep exact website matches.
         let stem = crate::domain::crm::domain_stem(domain);
         let found = self.search_accounts(stem, PAGE).await?;
-        Ok(found
-            .into_iter()
-            .filter(|a| {
-                a.website
-                    .as_deref()
-                    .and_then(website_domain)
-                    .is_some_and(|w| w == domain)
-            })
-            .collect())
+        Ok(with_domain(found, domain))
     }
 
     async fn account(&self, id: &str) -> Result<Option<Account>, CrmError> {
