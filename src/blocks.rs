@@ -50,6 +50,12 @@ macro_rules! template {
 }
 
 pub const HOME: Template = template!("home");
+/// App Home's pieces: a line with a button, a line alone, the buttons.
+pub const HOME_ROW: Template = template!("home_row");
+pub const HOME_TEXT: Template = template!("home_text");
+pub const HOME_BUTTON: Template = template!("home_button");
+pub const HOME_DISCONNECT: Template = template!("home_disconnect");
+pub const HOME_VIEW_BUTTON: Template = template!("home_view_button");
 /// A modal with one message (loading, errors, "connect first").
 pub const MODAL_MESSAGE: Template = template!("modal_message");
 pub const FATHOM_CONNECT: Template = template!("fathom_connect");
@@ -90,6 +96,11 @@ pub const CRM_SEARCH: Template = template!("crm_search");
 /// Every template, so tests can check each one parses and fits Block Kit.
 pub const ALL: &[Template] = &[
     HOME,
+    HOME_ROW,
+    HOME_TEXT,
+    HOME_BUTTON,
+    HOME_DISCONNECT,
+    HOME_VIEW_BUTTON,
     MODAL_MESSAGE,
     FATHOM_CONNECT,
     FOLLOWUP_PICKER,

@@ -12,6 +12,7 @@ use crate::clients::ApiError;
 use crate::dispatch::{Ack, Ctx, Handler, HandlerResult, field_errors};
 use crate::domain::provider::Provider;
 use crate::services::Services;
+use crate::services::home::actions as home;
 use crate::slack::envelope::SlackEvent;
 use crate::slack::payload::state_value;
 use crate::store::credentials::{NewCredential, Subject};
@@ -23,6 +24,9 @@ pub fn register(features: &mut crate::registry::Features) {
     features.command("/fathom-connect", ConnectCommand);
     features.command("/fathom-disconnect", DisconnectCommand);
     features.submission("fathom_connect", ConnectSubmit);
+    // The same, from App Home's buttons.
+    features.action(home::FATHOM_CONNECT, ConnectCommand);
+    features.action(home::FATHOM_DISCONNECT, DisconnectCommand);
 }
 
 pub struct ConnectCommand;
@@ -148,6 +152,7 @@ impl Handler for ConnectSubmit {
                 None,
             )
             .await?;
+        cx.services.refresh_home(cx.tenant.id, cx.user.id).await;
         cx.services
             .dm(
                 &cx.user.slack_user_id,
@@ -170,13 +175,8 @@ pub struct DisconnectCommand;
 impl Handler for DisconnectCommand {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         let services = &cx.services;
-        if let Ok(Ok(key)) = services.fathom_key(cx.tenant.id, cx.user.id).await {
-            services.remove_fathom_webhook(cx.user.id, &key).await;
-        }
-        let removed = services
-            .store
-            .delete_credential(cx.tenant.id, Subject::User(cx.user.id), Provider::Fathom)
-            .await?;
+        let removed = services.disconnect_fathom(cx.tenant.id, cx.user.id).await?;
+        services.refresh_home(cx.tenant.id, cx.user.id).await;
         if removed {
             services
                 .store

@@ -1,9 +1,8 @@
-//! The App Home tab: what the bot does and how to start.
+//! The App Home tab: the person's connections, settings and latest follow-ups (built in
+//! `services::home`, since the features that change them refresh it too).
 
 use async_trait::async_trait;
-use slack_morphism::prelude::SlackView;
 
-use crate::blocks::{HOME, Vars};
 use crate::dispatch::{Ctx, Handler, HandlerResult};
 use crate::slack::envelope::SlackEvent;
 
@@ -16,16 +15,14 @@ pub struct HomeOpened;
 #[async_trait]
 impl Handler for HomeOpened {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
-        let name = cx
-            .user
-            .real_name
-            .clone()
-            .unwrap_or_else(|| "there".to_owned());
-        let view: SlackView = HOME.render_as(&Vars::new().set("name", name))?;
-        cx.services
-            .slack
-            .views_publish(&cx.user.slack_user_id, view)
-            .await?;
+        // Opening the Messages tab sends the same event; only Home is ours to draw.
+        if cx.payload["event"]["tab"]
+            .as_str()
+            .is_some_and(|tab| tab != "home")
+        {
+            return Ok(());
+        }
+        cx.services.publish_home(cx.tenant.id, cx.user.id).await?;
         Ok(())
     }
 }

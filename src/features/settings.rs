@@ -78,6 +78,10 @@ pub fn settings_view(user: &User) -> anyhow::Result<SlackView> {
 pub fn register(features: &mut crate::registry::Features) {
     features.command("/followup-settings", SettingsCommand);
     features.submission("followup_settings", SettingsSubmit);
+    features.action(
+        crate::services::home::actions::SETTINGS_EDIT,
+        SettingsCommand,
+    );
 }
 
 pub struct SettingsCommand;
@@ -162,6 +166,7 @@ impl Handler for SettingsSubmit {
             cx.services
                 .people
                 .forget(&cx.tenant.slack_team_id, &cx.user.slack_user_id);
+            cx.services.refresh_home(cx.tenant.id, cx.user.id).await;
         }
         Ok(())
     }

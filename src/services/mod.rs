@@ -72,6 +72,8 @@ pub mod crm;
 pub mod followups;
 /// A person's Google connection (`impl Services` there).
 pub mod google;
+/// App Home: connections, settings and latest follow-ups (`impl Services` there).
+pub mod home;
 /// The Web API for the current workspace, with its own bot token.
 pub mod slack;
 /// Each person's Fathom webhook (`impl Services` there).

@@ -87,4 +87,19 @@ impl Services {
             warn!(error = ?e, "could not delete a Fathom webhook row");
         }
     }
+
+    /// Disconnects a person's Fathom: their webhook deleted at Fathom (while the key still
+    /// works) and here, then the key. `true` when there was a key.
+    pub async fn disconnect_fathom(&self, tenant: TenantId, user: UserId) -> anyhow::Result<bool> {
+        if let Ok(Ok(key)) = self.fathom_key(tenant, user).await {
+            self.remove_fathom_webhook(user, &key).await;
+        }
+        self.store
+            .delete_credential(
+                tenant,
+                crate::store::credentials::Subject::User(user),
+                crate::domain::provider::Provider::Fathom,
+            )
+            .await
+    }
 }

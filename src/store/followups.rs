@@ -606,3 +606,74 @@ impl Store {
         Ok(())
     }
 }
+
+/// A follow-up as App Home lists it: what it is and what was made from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    pub id: FollowupId,
+    pub meeting_title: String,
+    pub meeting_started_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// `drafting`, `ready` or `failed`.
+    pub status: String,
+    pub gmail_draft: bool,
+    pub calendar_event: bool,
+    pub crm_note: bool,
+    pub crm_task: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    id: FollowupId,
+    meeting_title: String,
+    meeting_started_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    status: String,
+    gmail_draft_id: Option<String>,
+    calendar_event_id: Option<String>,
+    notes: i64,
+    tasks: i64,
+}
+
+impl Store {
+    /// A person's latest follow-ups, newest first, with what was made from each. Only theirs:
+    /// the tenant and the person are both in the query.
+    pub async fn latest_followups(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Listed>> {
+        let rows: Vec<ListedRow> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT f.id, f.meeting_title, f.meeting_started_at, f.created_at, f.status,
+                    f.gmail_draft_id, f.calendar_event_id,
+                    (SELECT COUNT(*) FROM crm_writes w
+                      WHERE w.followup_id = f.id AND w.kind = 'note' AND w.status = 'done') AS notes,
+                    (SELECT COUNT(*) FROM crm_writes w
+                      WHERE w.followup_id = f.id AND w.kind = 'task' AND w.status = 'done') AS tasks
+             FROM followups f
+             WHERE f.tenant_id = $1 AND f.user_id = $2
+             ORDER BY f.created_at DESC, f.id DESC
+             LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(user)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Listed {
+                id: r.id,
+                meeting_title: r.meeting_title,
+                meeting_started_at: r.meeting_started_at,
+                created_at: r.created_at,
+                status: r.status,
+                gmail_draft: r.gmail_draft_id.is_some(),
+                calendar_event: r.calendar_event_id.is_some(),
+                crm_note: r.notes > 0,
+                crm_task: r.tasks > 0,
+            })
+            .collect())
+    }
+}

@@ -106,10 +106,11 @@ fn sample() -> Vars {
 fn every_template_renders_parses_and_fits() {
     for template in blocks::ALL {
         if template.name == "followup_settings"
+            || template.name.starts_with("home")
             || (template.name.starts_with("crm_")
                 && !matches!(template.name, "crm_connect" | "crm_oauth"))
         {
-            continue; // rendered through their views (settings_view; the CRM feature's views)
+            continue; // rendered through their views (settings_view, home_view, the CRM's)
         }
         let value = template.render(&sample()).unwrap();
         match value["type"].as_str() {
@@ -217,4 +218,75 @@ fn the_calendar_prefill_takes_the_next_meeting_the_model_found() {
         proposed_start(&draft, &f, &user(), later).to_string(),
         "2026-12-04 10:00:00"
     );
+}
+
+fn listed(id: &str, title: &str, status: &str) -> followup_bot::store::followups::Listed {
+    followup_bot::store::followups::Listed {
+        id: FollowupId(id.into()),
+        meeting_title: title.into(),
+        meeting_started_at: Some("2026-11-20T09:00:00Z".parse().unwrap()),
+        created_at: "2026-11-20T10:00:00Z".parse().unwrap(),
+        status: status.into(),
+        gmail_draft: false,
+        calendar_event: false,
+        crm_note: false,
+        crm_task: false,
+    }
+}
+
+/// App Home for a brand-new person (what to connect first, with the buttons) and for one with
+/// everything connected and follow-ups in every state.
+#[test]
+fn home_snapshots() {
+    use followup_bot::domain::provider::Provider;
+    use followup_bot::services::home::{Gmail, HomeData, home_view};
+    let mut new = user();
+    new.real_name = None;
+    new.signature = None;
+    new.email_tone = "professional".into();
+    new.default_task_type = "email".into();
+    let fresh = HomeData {
+        user: new,
+        fathom: false,
+        gmail: Gmail::NotConnected,
+        crm: None,
+        admin: false,
+        followups: Vec::new(),
+    };
+    let view = serde_json::to_value(home_view(&fresh).unwrap()).unwrap();
+    assert_fits(&view);
+    let text = view.to_string();
+    assert!(text.contains("home_fathom_connect") && text.contains("home_gmail_connect"));
+    assert!(
+        !text.contains("home_crm_connect"),
+        "only admins connect the CRM"
+    );
+    insta::assert_json_snapshot!("home_new_person", view);
+
+    let mut done = listed("f2", "Acme <!channel> & *co* renewal", "ready");
+    done.gmail_draft = true;
+    done.calendar_event = true;
+    done.crm_note = true;
+    done.crm_task = true;
+    let connected = HomeData {
+        user: user(),
+        fathom: true,
+        gmail: Gmail::Connected(Some("ada@acme.test".into())),
+        crm: Some((Provider::Hubspot, Some("U0ADMIN".into()))),
+        admin: true,
+        followups: vec![
+            done,
+            listed("f1", "Globex discovery", "drafting"),
+            listed("f0", "Initech demo", "failed"),
+        ],
+    };
+    let view = serde_json::to_value(home_view(&connected).unwrap()).unwrap();
+    assert_fits(&view);
+    let text = view.to_string();
+    assert!(
+        text.contains("Acme &lt;!channel&gt; &amp; *co* renewal"),
+        "{text}"
+    );
+    assert!(!text.contains("<!channel>"));
+    insta::assert_json_snapshot!("home_connected", view);
 }

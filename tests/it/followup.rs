@@ -18,6 +18,7 @@ mod crm_connect;
 mod crm_oauth;
 mod crm_odoo;
 mod google;
+mod home;
 mod install;
 mod webhooks;
 

@@ -450,6 +450,7 @@ impl Handler for ConnectSubmit {
                 None,
             )
             .await?;
+        services.refresh_home(cx.tenant.id, cx.user.id).await;
         cx.tell(&format!(
             ":white_check_mark: {} is connected for the whole workspace. Everyone can now \
              use `/crono-search`, `/crono-add-task`, `/crono-add-note` and the follow-up's CRM \
@@ -492,6 +493,7 @@ impl Handler for DisconnectCommand {
                 .await?;
         }
         services.suggestions.forget_team(cx.tenant.id);
+        services.refresh_home(cx.tenant.id, cx.user.id).await;
         if removed {
             let provider = provider.unwrap_or(Provider::Crono);
             services

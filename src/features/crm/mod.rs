@@ -23,6 +23,7 @@ pub use deals::parse_amount;
 pub use followup::note_text;
 pub use jobs::WRITE_JOB;
 
+use crate::services::home::actions as home;
 use search::{SearchButton, Then};
 use views::Purpose;
 
@@ -34,6 +35,9 @@ pub fn register(features: &mut Features) {
         features.command(&format!("{prefix}-add-note"), note::NoteCommand);
         features.command(&format!("{prefix}-search"), search::SearchCommand);
     }
+    // The same, from App Home's buttons (offered to admins; checked again here).
+    features.action(home::CRM_CONNECT, connect::ConnectCommand);
+    features.action(home::CRM_DISCONNECT, connect::DisconnectCommand);
     features.submission(connect::CALLBACK, connect::ConnectSubmit);
     features.submission(task::CALLBACK, task::TaskSubmit);
     features.submission(note::CALLBACK, note::NoteSubmit);

@@ -289,6 +289,12 @@ async fn callback(
     if let Err(e) = services.in_workspace_of(row.tenant_id, dm).await {
         warn!(error = %e, "the CRM is connected but the confirmation DM failed");
     }
+    services
+        .in_workspace_of(
+            row.tenant_id,
+            services.refresh_home(row.tenant_id, row.user_id),
+        )
+        .await;
     page(
         StatusCode::OK,
         &format!("{label} connected"),

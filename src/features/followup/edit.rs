@@ -113,6 +113,12 @@ pub struct ViewFollowup;
 impl Handler for ViewFollowup {
     async fn handle(&self, cx: &Ctx, event: SlackEvent) -> HandlerResult {
         let followup = owned(cx).await?;
+        if followup.current().is_none() && followup.status == "failed" {
+            return Err(HandlerError::person(
+                "This follow-up could not be drafted, so there is nothing to edit yet: press \
+                 Retry in its message, or type `/followup` and pick the meeting again.",
+            ));
+        }
         if followup.current().is_none() {
             return Err(HandlerError::person(
                 "This follow-up is still being drafted; I will message you when it is ready.",

@@ -10,7 +10,9 @@ use crate::blocks;
 use crate::dispatch::{Ctx, Handler, HandlerResult};
 use crate::domain::provider::Provider;
 use crate::registry::Features;
+use crate::services::home::actions as home;
 use crate::slack::envelope::SlackEvent;
+use crate::slack::payload::trigger_id;
 
 mod oauth;
 
@@ -19,6 +21,9 @@ pub fn register(features: &mut Features) {
     features.command("/gmail-disconnect", DisconnectCommand);
     // The Connect Google link button: Slack reports the click; the browser does the rest.
     features.action("gmail_connect_open", LinkOpened);
+    // App Home's buttons: the link in a modal, and the same disconnect.
+    features.action(home::GMAIL_CONNECT, HomeConnect);
+    features.action(home::GMAIL_DISCONNECT, DisconnectCommand);
     features.http.push(Box::new(oauth::routes));
 }
 
@@ -57,6 +62,7 @@ impl Handler for DisconnectCommand {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         let services = &cx.services;
         let removed = services.disconnect_google(cx.tenant.id, cx.user.id).await?;
+        services.refresh_home(cx.tenant.id, cx.user.id).await;
         if removed {
             services
                 .store
@@ -77,6 +83,41 @@ impl Handler for DisconnectCommand {
         } else {
             cx.tell("Google was not connected, so there was nothing to disconnect.")
                 .await?;
+        }
+        Ok(())
+    }
+}
+
+/// App Home's "Connect Gmail": the same answer as `/gmail-connect`, in a modal (Home has no
+/// conversation to answer in).
+pub struct HomeConnect;
+
+#[async_trait]
+impl Handler for HomeConnect {
+    async fn handle(&self, cx: &Ctx, event: SlackEvent) -> HandlerResult {
+        let Some(trigger) = trigger_id(&event) else {
+            return Ok(());
+        };
+        let content = connect_answer(cx).await?;
+        let mut view =
+            serde_json::to_value(blocks::message_modal("gmail_connect", "Connect Gmail", "")?)?;
+        view["blocks"] = serde_json::to_value(content.blocks.unwrap_or_default())?;
+        if view["blocks"].as_array().is_none_or(Vec::is_empty) {
+            // No Google client here: say so in the modal.
+            view = serde_json::to_value(blocks::message_modal(
+                "gmail_connect",
+                "Connect Gmail",
+                content.text.as_deref().unwrap_or_default(),
+            )?)?;
+        }
+        if let Err(e) = cx
+            .services
+            .slack
+            .views_open(&trigger, serde_json::from_value(view)?)
+            .await
+        {
+            tracing::warn!(error = %e, "could not open the Gmail modal");
+            cx.tell_content(connect_answer(cx).await?).await?;
         }
         Ok(())
     }

@@ -288,6 +288,7 @@ async fn tell_connected(services: &Services, row: &OAuthState, email: &str) {
         }
         let content: SlackMessageContent = serde_json::from_value(message)?;
         services.dm(&user.slack_user_id, content).await?;
+        services.refresh_home(row.tenant_id, row.user_id).await;
         anyhow::Ok(())
     };
     if let Err(e) = sent.await {

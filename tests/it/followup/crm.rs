@@ -14,13 +14,13 @@ use followup_bot::store::credentials::NewCredential;
 const PUBLIC_KEY: &str = "crono-pub-0002";
 const PRIVATE_KEY: &str = "crono-SECRETprivate-0002";
 
-struct C {
-    w: World,
-    crono: FakeCrono,
+pub(super) struct C {
+    pub(super) w: World,
+    pub(super) crono: FakeCrono,
 }
 
 impl C {
-    async fn new(backend: Backend) -> Self {
+    pub(super) async fn new(backend: Backend) -> Self {
         let crono = FakeCrono::start().await;
         crono.add_keys(PUBLIC_KEY, PRIVATE_KEY);
         let url = crono.base_url();
