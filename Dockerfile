@@ -47,7 +47,7 @@ RUN apt-get update \
 
 # A fixed numeric id, so a volume or a Kubernetes securityContext can name it.
 RUN groupadd --system --gid 10001 followup \
-    && useradd --system --uid 10001 --gid followup --home-dir /app --no-create-home \
+    && useradd --uid 10001 --gid followup --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin followup
 
 # The default DATABASE_URL (sqlite://data/bot.db?mode=rwc) and the generated key file
@@ -68,6 +68,7 @@ ENV HTTP_ADDR=0.0.0.0:8080 \
 EXPOSE 8080
 
 # /health: the process is up. (/ready also needs a Socket Mode connection and the database.)
+# The port is HTTP_ADDR's: change both together.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/health || exit 1
 
