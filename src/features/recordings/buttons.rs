@@ -20,13 +20,16 @@ impl Later {
     fn answer(self) -> &'static str {
         match self {
             Later::CrmNote => {
-                "Press *Draft follow-up* first: the CRM note is written from the meeting, and                  the follow-up's message has a CRM Note button that pushes it to the account."
+                "Press *Draft follow-up* first: the CRM note is written from the meeting, and \
+                 the follow-up's message has a CRM Note button that pushes it to the account."
             }
             Later::Task => {
-                "Press *Draft follow-up* first: the follow-up's message has a Create Task button                  prefilled with the meeting and its contact."
+                "Press *Draft follow-up* first: the follow-up's message has a Create Task button \
+                 prefilled with the meeting and its contact."
             }
             Later::Deals => {
-                "Press *Draft follow-up* first: the follow-up's message has a View Deals button                  for the meeting's account."
+                "Press *Draft follow-up* first: the follow-up's message has a View Deals button \
+                 for the meeting's account."
             }
         }
     }
