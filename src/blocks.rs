@@ -69,6 +69,8 @@ pub const FOLLOWUP_FAILED: Template = template!("followup_failed");
 pub const FOLLOWUP_EDIT: Template = template!("followup_edit");
 pub const NOTICE: Template = template!("notice");
 pub const FOLLOWUP_SETTINGS: Template = template!("followup_settings");
+/// "Delete my data"'s confirmation, pushed over the settings.
+pub const DELETE_DATA: Template = template!("delete_data");
 pub const RECORDING_READY: Template = template!("recording_ready");
 /// `/gmail-connect`'s answer: the connect button.
 pub const GMAIL_CONNECT: Template = template!("gmail_connect");
@@ -112,6 +114,7 @@ pub const ALL: &[Template] = &[
     FOLLOWUP_EDIT,
     NOTICE,
     FOLLOWUP_SETTINGS,
+    DELETE_DATA,
     RECORDING_READY,
     GMAIL_CONNECT,
     GMAIL_CONNECTED,

@@ -83,6 +83,7 @@ pub struct Config {
     pub google: GoogleConfig,
     pub crm: CrmConfig,
     pub jobs: JobsConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
 }
 
@@ -174,6 +175,39 @@ pub struct JobsConfig {
     pub max_attempts: i32,
     /// On shutdown, how long a running job may take to finish before it is released.
     pub shutdown_grace: Duration,
+}
+
+/// How long what the bot keeps stays: follow-ups, jobs, delivered envelopes and listed
+/// meetings for `days`; the audit log for `audit_days`.
+#[derive(Clone, Debug)]
+pub struct RetentionConfig {
+    pub days: u32,
+    pub audit_days: u32,
+    /// How often one replica purges what is older.
+    pub purge_interval: Duration,
+}
+
+impl RetentionConfig {
+    fn read(r: &mut Reader) -> Self {
+        let days = r.number("RETENTION_DAYS", 90u32, 1, 3650);
+        let audit_days = r.number("AUDIT_RETENTION_DAYS", 365u32, 1, 36_500);
+        if audit_days < days {
+            r.problems.push(format!(
+                "AUDIT_RETENTION_DAYS ({audit_days}) must be at least RETENTION_DAYS ({days}): \
+                 the audit log is kept longer than what it records"
+            ));
+        }
+        Self {
+            days,
+            audit_days,
+            purge_interval: Duration::from_secs(r.number(
+                "RETENTION_PURGE_INTERVAL_SECS",
+                3600u64,
+                1,
+                86_400,
+            )),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -335,6 +369,7 @@ impl Config {
                     600,
                 )),
             },
+            retention: RetentionConfig::read(&mut r),
             log: LogConfig::read(&mut r),
             database,
         };
@@ -850,6 +885,22 @@ mod tests {
             assert!(text.contains(needle), "{needle:?} not in {text}");
         }
         assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn retention_defaults_and_the_audit_log_outlives_what_it_records() {
+        let config = Config::load(&Source::from_pairs(base())).expect("valid");
+        assert_eq!(config.retention.days, 90);
+        assert_eq!(config.retention.audit_days, 365);
+        let mut pairs = base();
+        pairs.push(("RETENTION_DAYS", "400"));
+        let text = Config::load(&Source::from_pairs(pairs))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("AUDIT_RETENTION_DAYS (365)"), "{text}");
+        let mut pairs = base();
+        pairs.push(("RETENTION_DAYS", "0"));
+        assert!(Config::load(&Source::from_pairs(pairs)).is_err());
     }
 
     #[test]

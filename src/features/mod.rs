@@ -12,6 +12,7 @@ pub mod google;
 pub mod home;
 pub mod install;
 pub mod recordings;
+pub mod retention;
 pub mod settings;
 
 /// Every feature of the shipped bot.
@@ -22,6 +23,7 @@ pub fn all() -> Features {
     followup::register(&mut features);
     google::register(&mut features);
     recordings::register(&mut features);
+    retention::register(&mut features);
     settings::register(&mut features);
     home::register(&mut features);
     install::register(&mut features);

@@ -1,17 +1,23 @@
 //! `/followup-settings`: tone, language, signature, default task type and time, and whether
-//! to be told when a new recording is ready.
+//! to be told when a new recording is ready; and "Delete my data", confirmed in a modal
+//! pushed over the settings, then done by a durable job.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use slack_morphism::prelude::*;
 
-use crate::blocks::{FOLLOWUP_SETTINGS, Vars};
+use crate::blocks::{DELETE_DATA, FOLLOWUP_SETTINGS, MODAL_MESSAGE, Vars};
 use crate::dispatch::{Ack, Ctx, Handler, HandlerResult, field_errors};
+use crate::domain::ids::{TenantId, UserId};
 use crate::domain::language::LANGUAGES;
 use crate::domain::person::{Settings, User};
+use crate::jobs::{JobError, JobHandler};
 use crate::services::Services;
 use crate::slack::envelope::SlackEvent;
-use crate::slack::payload::{state_value, trigger_id};
+use crate::slack::payload::{state_value, trigger_id, view_id};
+use crate::store::jobs::Job;
 
 const TONES: &[(&str, &str)] = &[
     ("professional", "Professional"),
@@ -82,7 +88,15 @@ pub fn register(features: &mut crate::registry::Features) {
         crate::services::home::actions::SETTINGS_EDIT,
         SettingsCommand,
     );
+    features.action(DELETE_BUTTON, DeleteAsk);
+    features.submission(DELETE_CALLBACK, DeleteConfirmed);
+    features.jobs.add(DELETE_JOB, Arc::new(DeleteData));
 }
+
+/// The settings modal's "Delete my data" button, its confirmation modal, and the job.
+const DELETE_BUTTON: &str = "settings_delete_data";
+const DELETE_CALLBACK: &str = "delete_my_data";
+pub const DELETE_JOB: &str = "person.delete_data";
 
 pub struct SettingsCommand;
 
@@ -169,5 +183,143 @@ impl Handler for SettingsSubmit {
             cx.services.refresh_home(cx.tenant.id, cx.user.id).await;
         }
         Ok(())
+    }
+}
+
+/// "Delete my data" pressed: the confirmation, pushed over the settings (Cancel goes back).
+pub struct DeleteAsk;
+
+#[async_trait]
+impl Handler for DeleteAsk {
+    async fn handle(&self, cx: &Ctx, event: SlackEvent) -> HandlerResult {
+        let Some(trigger) = trigger_id(&event) else {
+            return Ok(());
+        };
+        cx.services
+            .slack
+            .views_push(&trigger, DELETE_DATA.render_as(&Vars::new())?)
+            .await?;
+        Ok(())
+    }
+}
+
+const NOT_STARTED: &str = "Sorry, I could not start deleting your data. Nothing was deleted: \
+    please close this and press *Delete my data* again in a minute.";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DeletePayload {
+    tenant: TenantId,
+    user: UserId,
+    slack_user: String,
+}
+
+/// Confirmed: the job is queued (keyed by the confirmation's view, so a redelivered or
+/// double-pressed Delete queues one) before the modals close.
+pub struct DeleteConfirmed;
+
+#[async_trait]
+impl Handler for DeleteConfirmed {
+    async fn ack(&self, services: &Services, event: &SlackEvent, payload: &Value) -> Ack {
+        match queue_delete(services, event, payload).await {
+            Ok(()) => Ack::Stop(Some(json!({ "response_action": "clear" }))),
+            Err(e) => {
+                tracing::error!(error = ?e, "could not queue a person's data deletion");
+                match MODAL_MESSAGE.render(
+                    &Vars::new()
+                        .set("callback_id", "delete_not_started")
+                        .set("title", "Delete my data")
+                        .set("text", NOT_STARTED),
+                ) {
+                    Ok(view) => {
+                        Ack::Stop(Some(json!({ "response_action": "update", "view": view })))
+                    }
+                    Err(_) => Ack::Stop(None),
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, _cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        Ok(()) // queued in the ack; the job confirms in the DM
+    }
+}
+
+async fn queue_delete(
+    services: &Services,
+    event: &SlackEvent,
+    payload: &Value,
+) -> anyhow::Result<()> {
+    let (Some(team), Some(slack_user)) = (event.team_id(), event.user_id()) else {
+        anyhow::bail!("a confirmation without its team or person");
+    };
+    let (tenant, user) = services
+        .people
+        .resolve(&services.store, &*services.slack, &team, &slack_user)
+        .await?;
+    let job = DeletePayload {
+        tenant: tenant.id,
+        user: user.id,
+        slack_user: user.slack_user_id.clone(),
+    };
+    let key = format!(
+        "delete-data:{}:{}",
+        user.id,
+        view_id(payload).unwrap_or("none")
+    );
+    services
+        .store
+        .enqueue_once(
+            DELETE_JOB,
+            &serde_json::to_value(&job)?,
+            &key,
+            services.config.jobs.max_attempts,
+        )
+        .await?;
+    services.queue.notify();
+    Ok(())
+}
+
+const DELETED: &str = "Done: I deleted your data. Your follow-ups, your Fathom key and its \
+    webhook, your Google connection and your settings are gone. To start again, type \
+    `/fathom-connect`.";
+
+/// Deletes the person's data (Fathom's webhook and Google's grant revoked at the source
+/// first), then says so and redraws their Home. Running it twice is harmless.
+pub struct DeleteData;
+
+#[async_trait]
+impl JobHandler for DeleteData {
+    async fn run(&self, services: &Arc<Services>, job: &Job) -> Result<(), JobError> {
+        let payload: DeletePayload = serde_json::from_str(&job.payload)
+            .map_err(|e| JobError::Permanent(anyhow::anyhow!("an unreadable deletion job: {e}")))?;
+        services
+            .delete_person_data(payload.tenant, payload.user)
+            .await
+            .map_err(JobError::Retry)?;
+        if let Err(e) = services
+            .dm(
+                &payload.slack_user,
+                SlackMessageContent::new().with_text(DELETED.to_owned()),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not tell a person their data is deleted");
+        }
+        services.refresh_home(payload.tenant, payload.user).await;
+        Ok(())
+    }
+
+    async fn dead(&self, services: &Arc<Services>, job: &Job, _dead: crate::jobs::Dead<'_>) {
+        if let Ok(payload) = serde_json::from_str::<DeletePayload>(&job.payload) {
+            let text = "Sorry, I could not finish deleting your data. Please open \
+                `/followup-settings` and press *Delete my data* again; if it fails again, \
+                ask your Slack admin.";
+            let _ = services
+                .dm(
+                    &payload.slack_user,
+                    SlackMessageContent::new().with_text(text.to_owned()),
+                )
+                .await;
+        }
     }
 }

@@ -74,6 +74,8 @@ pub mod followups;
 pub mod google;
 /// App Home: connections, settings and latest follow-ups (`impl Services` there).
 pub mod home;
+/// "Delete my data" and the retention purge (`impl Services` there).
+pub mod lifecycle;
 /// The Web API for the current workspace, with its own bot token.
 pub mod slack;
 /// Each person's Fathom webhook (`impl Services` there).

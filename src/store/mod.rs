@@ -18,6 +18,7 @@ pub mod dedupe;
 pub mod followups;
 pub mod jobs;
 pub mod leases;
+pub mod lifecycle;
 pub mod oauth_states;
 pub mod tenants;
 pub mod webhooks;

@@ -20,6 +20,7 @@ mod crm_odoo;
 mod google;
 mod home;
 mod install;
+mod lifecycle;
 mod webhooks;
 
 const TEAM: &str = "T0SALES";

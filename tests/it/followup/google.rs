@@ -13,9 +13,9 @@ const CLIENT_SECRET: &str = "GOCSPX-SECRETgoogleclient0001";
 pub(super) const PUBLIC: &str = "https://followup.example";
 const ADA_GOOGLE: &str = "ada@seller.example";
 
-struct G {
-    w: World,
-    google: FakeGoogle,
+pub(super) struct G {
+    pub(super) w: World,
+    pub(super) google: FakeGoogle,
 }
 
 pub(super) fn browser() -> reqwest::Client {
@@ -73,7 +73,7 @@ impl World {
 }
 
 impl G {
-    async fn new(backend: Backend) -> Self {
+    pub(super) async fn new(backend: Backend) -> Self {
         Self::with(backend, &[]).await
     }
 
@@ -97,7 +97,7 @@ impl G {
         G { w, google }
     }
 
-    fn app(&self) -> &followup_bot::services::Services {
+    pub(super) fn app(&self) -> &followup_bot::services::Services {
         self.w.app()
     }
 
@@ -127,13 +127,13 @@ impl G {
         self.get(&callback, start.cookie.as_deref()).await
     }
 
-    async fn connect(&self, user: &str) {
+    pub(super) async fn connect(&self, user: &str) {
         let link = self.connect_link(user).await;
         let page = self.consent(&link).await;
         assert_eq!(page.status, 200, "{}", page.body);
     }
 
-    async fn person(
+    pub(super) async fn person(
         &self,
         user: &str,
     ) -> (

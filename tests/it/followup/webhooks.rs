@@ -29,7 +29,7 @@ async fn webhook_world(backend: Backend, workers: &str) -> World {
 
 impl World {
     /// `/fathom-connect` with `key`, through the modal.
-    async fn connect_fathom(&self, user: &str, key: &str) {
+    pub(super) async fn connect_fathom(&self, user: &str, key: &str) {
         let before = self.slack.call_count("views.open");
         self.command(user, "/fathom-connect").await;
         let opened = self
@@ -53,7 +53,7 @@ impl World {
     }
 
     /// The webhook made with `key`, once it exists.
-    async fn webhook_of(&self, key: &str) -> FakeWebhook {
+    pub(super) async fn webhook_of(&self, key: &str) -> FakeWebhook {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(found) = self
