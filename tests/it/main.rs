@@ -13,5 +13,6 @@ mod fakes_selftest;
 mod followup;
 mod jobs;
 mod log_secrets;
+mod replicas;
 mod socket_mode;
 mod store;
