@@ -122,6 +122,9 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     pub public_base_url: Option<Url>,
     pub limits: crate::server::Limits,
+    pub guard: crate::server::Guard,
+    /// With it set, `/metrics` answers only this bearer token.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Clone, Debug)]
@@ -392,6 +395,7 @@ impl Config {
                 .iter()
                 .chain(self.encryption.previous.iter())
                 .chain(self.anthropic.api_key.iter())
+                .chain(self.http.metrics_token.iter())
                 .map(|s| s.expose_secret().to_owned()),
         );
         for client in [
@@ -630,10 +634,51 @@ impl HttpConfig {
             )),
             max_connections: r.number("HTTP_MAX_CONNECTIONS", 256usize, 1, 10_000),
         };
+        let client_ip_header = r.source.get("HTTP_CLIENT_IP_HEADER").and_then(|raw| {
+            match axum::http::HeaderName::from_bytes(raw.trim().as_bytes()) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    r.problems.push(format!(
+                        "HTTP_CLIENT_IP_HEADER must be a header name such as Fly-Client-IP, \
+                         got {raw:?}"
+                    ));
+                    None
+                }
+            }
+        });
+        let guard = crate::server::Guard {
+            per_minute: r.number("HTTP_RATE_LIMIT_PER_MINUTE", 60u32, 1, 100_000),
+            webhooks_per_minute: r.number(
+                "HTTP_WEBHOOK_RATE_LIMIT_PER_MINUTE",
+                1200u32,
+                1,
+                1_000_000,
+            ),
+            client_ip_header,
+            max_body: r.number(
+                "HTTP_MAX_BODY_BYTES",
+                64 * 1024usize,
+                1024,
+                16 * 1024 * 1024,
+            ),
+        };
+        let metrics_token = r
+            .source
+            .get("METRICS_TOKEN")
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            r.problems.push(
+                "METRICS_TOKEN must be at least 16 characters (e.g. `followup-bot keygen`)"
+                    .to_owned(),
+            );
+        }
         Self {
             addr,
             public_base_url,
             limits,
+            guard,
+            metrics_token: metrics_token.map(SecretString::from),
         }
     }
 }

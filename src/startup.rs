@@ -73,6 +73,9 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         store: services.store.clone(),
         socket: socket.clone(),
         metrics: crate::telemetry::metrics(),
+        metrics_token: services.config.http.metrics_token.clone(),
+        retention_days: services.config.retention.days,
+        audit_days: services.config.retention.audit_days,
     };
     let mounted = http.into_iter().fold(axum::Router::new(), |all, routes| {
         all.merge(routes(services.clone()))
@@ -100,7 +103,12 @@ pub async fn start(config: Config, features: Features) -> anyhow::Result<Running
         )),
         tokio::spawn(crate::server::serve(
             listener,
-            crate::server::router(sidecar, mounted, services.config.http.limits),
+            crate::server::router(
+                sidecar,
+                mounted,
+                services.config.http.limits,
+                services.config.http.guard.clone(),
+            ),
             services.config.http.limits,
             shutdown.clone(),
         )),

@@ -22,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::timeout::TimeoutLayer;
 
+pub mod guard;
 pub mod pages;
+
+pub use guard::Guard;
 
 use crate::slack::socket::SocketStatus;
 use crate::store::Store;
@@ -33,6 +36,11 @@ pub struct SidecarState {
     pub store: Store,
     pub socket: SocketStatus,
     pub metrics: PrometheusHandle,
+    /// With a token, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// What `/privacy` says about how long data is kept.
+    pub retention_days: u32,
+    pub audit_days: u32,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -49,13 +57,22 @@ pub struct Limits {
 }
 
 /// The sidecar's routes, with `mounted` (routes the features bring) beside them.
-pub fn router(state: SidecarState, mounted: Router, limits: Limits) -> Router {
+pub fn router(state: SidecarState, mounted: Router, limits: Limits, guard: Guard) -> Router {
+    let max_body = guard.max_body;
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/privacy", get(privacy))
         .with_state(Arc::new(state))
         .merge(mounted)
+        // Routes with a larger body (Fathom's webhook) set their own, inside.
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Limiters::new(guard),
+            guard::limit,
+        ))
+        .layer(axum::middleware::from_fn(guard::headers))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             limits.request_timeout,
@@ -111,12 +128,90 @@ async fn ready(State(app): State<Arc<SidecarState>>) -> Response {
 
 /// Renders what is recorded; no database work at scrape time (housekeeping refreshes the
 /// job gauges, see `record_job_counts`).
-async fn metrics(State(app): State<Arc<SidecarState>>) -> Response {
+async fn metrics(State(app): State<Arc<SidecarState>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &app.metrics_token
+        && !bearer_matches(&headers, token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "The metrics need the METRICS_TOKEN as a bearer token.\n",
+        )
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`. The digests are compared,
+/// so the time taken says nothing about how much of the token was right.
+fn bearer_matches(headers: &axum::http::HeaderMap, token: &secrecy::SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use sha2::{Digest, Sha256};
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.expose_secret().as_bytes())
+}
+
+/// A plain privacy page the OAuth consent screens can link to.
+async fn privacy(State(app): State<Arc<SidecarState>>) -> Response {
+    pages::document(
+        StatusCode::OK,
+        "Privacy",
+        &[
+            (
+                "What the bot keeps",
+                "For each person who uses it: their Slack user id, name, email address and time \
+                 zone as Slack gives them, their follow-up settings, and the follow-ups drafted \
+                 from their recorded meetings (the meeting's title, time and attendees, the \
+                 summary, the drafted email and CRM note). The keys and tokens people connect \
+                 (Fathom, Google) and the team's CRM connection are stored encrypted."
+                    .to_owned(),
+            ),
+            (
+                "Where it sends what",
+                "A meeting's summary and transcript go to Anthropic's Claude to draft the \
+                 follow-up, when the operator set that up; otherwise a template is used. On a \
+                 person's click, and only then: the email is saved as a draft in their own \
+                 Gmail, an event is created in their own Google Calendar, and a note, task or \
+                 deal change is written to the team's CRM. The bot asks Google only to compose \
+                 drafts and manage calendar events: it never reads or sends mail."
+                    .to_owned(),
+            ),
+            (
+                "How long",
+                format!(
+                    "Follow-ups, the work done for them and the meetings listed from Fathom are \
+                     deleted after {} days. The audit log (who connected, disconnected or deleted \
+                     what, and the CRM writes) is kept for {} days.",
+                    app.retention_days, app.audit_days
+                ),
+            ),
+            (
+                "Deleting your data",
+                "In Slack, type /followup-settings and press Delete my data: your follow-ups, \
+                 your Fathom key (and the webhook in your Fathom account), your Google \
+                 connection (revoked at Google) and your settings are deleted. \
+                 /gmail-disconnect and /fathom-disconnect remove one connection. What was \
+                 already saved in Gmail, your calendar or the CRM stays there."
+                    .to_owned(),
+            ),
+            (
+                "Who to ask",
+                "This bot is run by your company's Slack workspace administrators: ask them \
+                 about this deployment."
+                    .to_owned(),
+            ),
+        ],
+    )
 }
 
 /// Refreshes the `jobs` gauges from the store (called periodically, never per scrape).
@@ -154,10 +249,10 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer),
                 Err(e) => {
                     tracing::warn!(error = %e, "the sidecar could not accept a connection");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -165,7 +260,13 @@ pub async fn serve(
                 }
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(guard::Peer(peer));
+                request
+            },
+        ));
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;

@@ -35,6 +35,35 @@ pub fn page(status: StatusCode, title: &str, text: &str) -> Response {
     response
 }
 
+/// A plain HTML document: a title and sections of one paragraph each.
+pub fn document(status: StatusCode, title: &str, sections: &[(&str, String)]) -> Response {
+    let body: String = sections
+        .iter()
+        .map(|(heading, text)| {
+            format!(
+                "<h2>{}</h2><p>{}</p>",
+                escape_html(heading),
+                escape_html(text)
+            )
+        })
+        .collect();
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;\
+         padding:0 1rem;line-height:1.5}}</style></head>\
+         <body><h1>{t}</h1>{body}</body></html>",
+        t = escape_html(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
 /// The browser's OAuth cookie, if it sent one.
 pub fn browser_cookie(headers: &HeaderMap) -> Option<String> {
     headers

@@ -14,5 +14,6 @@ mod followup;
 mod jobs;
 mod log_secrets;
 mod replicas;
+mod sidecar;
 mod socket_mode;
 mod store;
