@@ -217,6 +217,9 @@ impl RetentionConfig {
 pub struct LogConfig {
     pub format: LogFormat,
     pub filter: String,
+    /// `LOG_PII=true`: text from outside (providers' messages, frames) is logged as it is,
+    /// for debugging. Off by default: log lines carry ids only.
+    pub pii: bool,
 }
 
 /// Every problem found in the configuration, each with the fix.
@@ -875,14 +878,25 @@ impl LogConfig {
                 LogFormat::Pretty
             }
         };
+        let pii = match r.string("LOG_PII", "false").to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" | "" => false,
+            other => {
+                r.problems
+                    .push(format!("LOG_PII must be true or false, got {other:?}"));
+                false
+            }
+        };
         Self {
             format,
             filter: r.string("RUST_LOG", "info,sqlx=warn"),
+            pii,
         }
     }
 
     /// Installs the process's log subscriber.
     pub fn init(&self) {
+        crate::telemetry::allow_pii(self.pii);
         crate::telemetry::init_logs(self.format, &self.filter);
     }
 }

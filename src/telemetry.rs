@@ -1,6 +1,7 @@
 //! Logs (tracing, pretty or JSON) and metrics (Prometheus text on `/metrics`).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -45,6 +46,119 @@ where
             .with(fmt::layer().compact().with_writer(writer))
             .try_init(),
     };
+}
+
+static LOG_PII: AtomicBool = AtomicBool::new(false);
+
+/// `LOG_PII=true`: text from outside is logged as it is (for debugging only).
+pub fn allow_pii(on: bool) {
+    LOG_PII.store(on, Ordering::Relaxed);
+}
+
+pub fn pii_allowed() -> bool {
+    LOG_PII.load(Ordering::Relaxed)
+}
+
+/// A provider's answer (or a Slack frame) as a log line or error may show it. Bodies echo
+/// what they were sent (names, emails, CRM text), so unless `LOG_PII=true` only their length
+/// and the machine codes in them (`error`, `code`, `type`, ... when JSON) are shown.
+pub fn outside(text: &str) -> Outside<'_> {
+    Outside(text)
+}
+
+pub struct Outside<'a>(&'a str);
+
+/// The keys whose short values are machine codes, not people's words.
+const CODE_KEYS: &[&str] = &[
+    "error",
+    "error_code",
+    "errorCode",
+    "code",
+    "type",
+    "status",
+    "category",
+    "subCategory",
+    "name",
+];
+
+fn is_code(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+}
+
+fn codes(value: &serde_json::Value, depth: u8, out: &mut Vec<String>) {
+    if depth > 3 || out.len() >= 6 {
+        return;
+    }
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    serde_json::Value::String(s)
+                        if CODE_KEYS.contains(&key.as_str()) && is_code(s) =>
+                    {
+                        out.push(format!("{key}={s}"));
+                    }
+                    serde_json::Value::Number(n) if CODE_KEYS.contains(&key.as_str()) => {
+                        out.push(format!("{key}={n}"));
+                    }
+                    serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                        codes(v, depth + 1, out);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items.iter().take(3) {
+                codes(v, depth + 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl std::fmt::Display for Outside<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if pii_allowed() {
+            return f.write_str(self.0);
+        }
+        let mut found = Vec::new();
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(self.0) {
+            codes(&json, 0, &mut found);
+        }
+        let n = self.0.chars().count();
+        if found.is_empty() {
+            write!(f, "[{n} characters withheld; LOG_PII=true shows them]")
+        } else {
+            write!(f, "[{}; {n} characters withheld]", found.join(", "))
+        }
+    }
+}
+
+/// A parser's error message (serde's quote the values they choke on) with every quoted
+/// value withheld unless `LOG_PII=true`; what was expected, and where, stays.
+pub fn parse_error(text: &str) -> String {
+    if pii_allowed() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The process-wide Prometheus recorder (installed on first use).

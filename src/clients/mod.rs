@@ -37,7 +37,7 @@ pub enum ApiError {
     Unavailable { provider: &'static str, status: u16 },
     #[error("{provider} did not answer in time")]
     Timeout { provider: &'static str },
-    #[error("{provider} refused the request ({status}): {message}")]
+    #[error("{provider} refused the request ({status}): {}", crate::telemetry::outside(.message))]
     Rejected {
         provider: &'static str,
         status: u16,
@@ -151,6 +151,6 @@ pub fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     serde_json::from_str(body).map_err(|e| ApiError::Decode {
         provider,
-        detail: e.to_string(),
+        detail: crate::telemetry::parse_error(&e.to_string()),
     })
 }

@@ -112,7 +112,8 @@ pub enum Incoming {
 pub struct MalformedFrame(String);
 
 pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
-    let frame: Frame = serde_json::from_str(text).map_err(|e| MalformedFrame(e.to_string()))?;
+    let frame: Frame = serde_json::from_str(text)
+        .map_err(|e| MalformedFrame(crate::telemetry::parse_error(&e.to_string())))?;
     match frame.kind.as_str() {
         "hello" => return Ok(Incoming::Hello),
         "disconnect" => {
@@ -159,7 +160,7 @@ pub fn parse(text: &str) -> Result<Incoming, MalformedFrame> {
         Err(e) => Ok(Incoming::Unreadable {
             envelope_id,
             kind: frame.kind,
-            error: e.to_string(),
+            error: crate::telemetry::parse_error(&e.to_string()),
         }),
     }
 }
@@ -194,8 +195,16 @@ pub fn kind_label(kind: &str) -> &'static str {
     }
 }
 
-/// A frame cut short for a log line: never a whole payload with people's text in it.
+/// A frame for a log line: its length and type codes only, unless `LOG_PII=true`, and then
+/// cut short: never a whole payload with people's text in it.
 pub fn excerpt(text: &str) -> String {
+    if !crate::telemetry::pii_allowed() {
+        return crate::telemetry::outside(text).to_string();
+    }
+    cut(text)
+}
+
+fn cut(text: &str) -> String {
     const MAX: usize = 80;
     match text.char_indices().nth(MAX) {
         Some((i, _)) => format!("{}… ({} bytes)", &text[..i], text.len()),
@@ -237,8 +246,25 @@ mod tests {
     #[test]
     fn excerpts_are_short_and_char_safe() {
         let long = "é".repeat(500);
-        let cut = excerpt(&long);
-        assert!(cut.chars().count() < 110, "{cut}");
-        assert!(cut.ends_with("(1000 bytes)"));
+        let short = cut(&long);
+        assert!(short.chars().count() < 110, "{short}");
+        assert!(short.ends_with("(1000 bytes)"));
+    }
+
+    #[test]
+    fn without_log_pii_a_frame_shows_its_codes_only() {
+        let frame = r#"{"type":"interactive","payload":{"text":"Philomena Quibble"}}"#;
+        let shown = excerpt(frame);
+        assert!(shown.contains("type=interactive"), "{shown}");
+        assert!(!shown.contains("Philomena"), "{shown}");
+        let broken = excerpt(r#"{"type": broken "Philomena"#);
+        assert!(!broken.contains("Philomena"), "{broken}");
+        let error = crate::telemetry::parse_error(
+            "invalid type: string \"Philomena\", expected u64 at line 1 column 9",
+        );
+        assert_eq!(
+            error,
+            "invalid type: string \"…\", expected u64 at line 1 column 9"
+        );
     }
 }

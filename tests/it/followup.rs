@@ -21,6 +21,7 @@ mod google;
 mod home;
 mod install;
 mod lifecycle;
+mod pii;
 mod webhooks;
 
 const TEAM: &str = "T0SALES";

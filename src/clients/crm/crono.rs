@@ -151,7 +151,7 @@ impl Session {
                     let wrapped: Wrapped =
                         serde_json::from_value(answer).map_err(|e| CrmError::Decode {
                             provider: PROVIDER,
-                            detail: e.to_string(),
+                            detail: crate::telemetry::parse_error(&e.to_string()),
                         })?;
                     if wrapped.is_success == Some(false) {
                         let message: String = text.chars().take(300).collect();

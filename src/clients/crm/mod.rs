@@ -43,7 +43,7 @@ pub enum CrmError {
     #[error("{provider} has no such record")]
     NotFound { provider: &'static str },
     /// The CRM refused this request (its message goes to the log, never to a seller).
-    #[error("{provider} refused the request: {message}")]
+    #[error("{provider} refused the request: {}", crate::telemetry::outside(.message))]
     Rejected {
         provider: &'static str,
         message: String,
