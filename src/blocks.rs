@@ -71,6 +71,9 @@ pub const NOTICE: Template = template!("notice");
 pub const FOLLOWUP_SETTINGS: Template = template!("followup_settings");
 /// "Delete my data"'s confirmation, pushed over the settings.
 pub const DELETE_DATA: Template = template!("delete_data");
+/// The team's settings (admins), and the button to them in the person's settings.
+pub const TEAM_SETTINGS: Template = template!("team_settings");
+pub const TEAM_SETTINGS_BUTTON: Template = template!("team_settings_button");
 pub const RECORDING_READY: Template = template!("recording_ready");
 /// `/gmail-connect`'s answer: the connect button.
 pub const GMAIL_CONNECT: Template = template!("gmail_connect");
@@ -115,6 +118,8 @@ pub const ALL: &[Template] = &[
     NOTICE,
     FOLLOWUP_SETTINGS,
     DELETE_DATA,
+    TEAM_SETTINGS,
+    TEAM_SETTINGS_BUTTON,
     RECORDING_READY,
     GMAIL_CONNECT,
     GMAIL_CONNECTED,

@@ -14,6 +14,7 @@ pub mod install;
 pub mod recordings;
 pub mod retention;
 pub mod settings;
+pub mod team;
 
 /// Every feature of the shipped bot.
 pub fn all() -> Features {
@@ -25,6 +26,7 @@ pub fn all() -> Features {
     recordings::register(&mut features);
     retention::register(&mut features);
     settings::register(&mut features);
+    team::register(&mut features);
     home::register(&mut features);
     install::register(&mut features);
     features

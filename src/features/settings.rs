@@ -51,8 +51,14 @@ fn languages() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
-pub fn settings_view(user: &User) -> anyhow::Result<SlackView> {
+/// The person's settings; `admin` adds the button to the team's settings.
+pub fn settings_view(user: &User, admin: bool) -> anyhow::Result<SlackView> {
     let languages = languages();
+    let team = if admin {
+        vec![crate::blocks::TEAM_SETTINGS_BUTTON.render(&Vars::new())?]
+    } else {
+        Vec::new()
+    };
     let dms = [("on", "Yes"), ("off", "No")];
     Ok(FOLLOWUP_SETTINGS.render_as(
         &Vars::new()
@@ -77,7 +83,8 @@ pub fn settings_view(user: &User) -> anyhow::Result<SlackView> {
             .set(
                 "dms_initial",
                 pick(&dms, if user.meeting_dms { "on" } else { "off" }),
-            ),
+            )
+            .set("team", Value::Array(team)),
     )?)
 }
 
@@ -106,9 +113,13 @@ impl Handler for SettingsCommand {
         let Some(trigger) = trigger_id(&event) else {
             return Ok(());
         };
+        let admin = cx
+            .services
+            .is_team_admin(cx.tenant.id, &cx.user.slack_user_id)
+            .await;
         cx.services
             .slack
-            .views_open(&trigger, settings_view(&cx.user)?)
+            .views_open(&trigger, settings_view(&cx.user, admin)?)
             .await?;
         Ok(())
     }

@@ -141,7 +141,7 @@ fn connections(home: &HomeData) -> anyhow::Result<Vec<Value>> {
             ":white_check_mark: *CRM*: {} is connected for the team.",
             provider.label()
         ),
-        None if home.admin => ":three: *CRM*: none connected yet. As a workspace admin, you \
+        None if home.admin => ":three: *CRM*: none connected yet. As an admin, you \
              can connect the team's Crono, HubSpot, Zoho or Odoo."
             .to_owned(),
         None => ":three: *CRM*: none connected yet. A workspace admin can connect it with \
@@ -161,6 +161,13 @@ fn connections(home: &HomeData) -> anyhow::Result<Vec<Value>> {
         )?,
         (_, false) => line(crm)?,
     });
+    if home.admin {
+        rows.push(row(
+            ":gear: *Team settings* (admins): bot admins and how long follow-ups are kept."
+                .to_owned(),
+            button(super::admins::OPEN_TEAM_SETTINGS, "Team settings")?,
+        )?);
+    }
     Ok(rows)
 }
 
@@ -309,7 +316,7 @@ impl Services {
             }
             None => None,
         };
-        let admin = self.is_workspace_admin(&user.slack_user_id).await;
+        let admin = self.is_team_admin(tenant, &user.slack_user_id).await;
         let followups = self.store.latest_followups(tenant, user.id, LATEST).await?;
         Ok(HomeData {
             user,

@@ -35,13 +35,22 @@ impl Services {
     pub async fn purge_expired(&self) -> anyhow::Result<Purged> {
         let retention = &self.config.retention;
         let now = crate::store::now();
-        let purged = self
+        let mut purged = self
             .store
             .purge_older_than(
                 now - chrono::Duration::days(i64::from(retention.days)),
                 now - chrono::Duration::days(i64::from(retention.audit_days)),
             )
             .await?;
+        // Teams that chose a shorter period of their own.
+        for (tenant, days) in self.store.team_retentions().await? {
+            if days < retention.days {
+                purged.team += self
+                    .store
+                    .purge_team_older_than(tenant, now - chrono::Duration::days(i64::from(days)))
+                    .await?;
+            }
+        }
         if purged.total() > 0 {
             info!(?purged, "purged data older than the retention period");
         }

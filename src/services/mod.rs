@@ -64,6 +64,8 @@ pub struct Services {
     pub(crate) google_refresh: RefreshLocks,
 }
 
+/// "Delete my data" and the retention purge (`impl Services` there).
+pub mod admins;
 /// Autocomplete answers, kept briefly per team.
 pub mod cache;
 /// The team's CRM: its connection and attendee matching (`impl Services` there).
@@ -74,7 +76,6 @@ pub mod followups;
 pub mod google;
 /// App Home: connections, settings and latest follow-ups (`impl Services` there).
 pub mod home;
-/// "Delete my data" and the retention purge (`impl Services` there).
 pub mod lifecycle;
 /// The Web API for the current workspace, with its own bot token.
 pub mod slack;

@@ -16,6 +16,8 @@ pub struct Purged {
     pub meetings: u64,
     pub oauth_states: u64,
     pub audit_log: u64,
+    /// Rows of teams with a shorter retention of their own.
+    pub team: u64,
 }
 
 impl Purged {
@@ -27,6 +29,7 @@ impl Purged {
             + self.meetings
             + self.oauth_states
             + self.audit_log
+            + self.team
     }
 }
 
@@ -106,6 +109,36 @@ impl Store {
             tx.commit().await?;
         });
         Ok(purged)
+    }
+
+    /// A team with a shorter retention of its own: its follow-ups (with their CRM writes)
+    /// and listed meetings older than `before`. Rows removed.
+    pub async fn purge_team_older_than(
+        &self,
+        tenant: TenantId,
+        before: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let before = truncate(before);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut removed = 0;
+            for sql in [
+                "DELETE FROM crm_writes WHERE tenant_id = $1 AND followup_id IN
+                    (SELECT id FROM followups WHERE tenant_id = $1 AND created_at < $2)",
+                "DELETE FROM followups WHERE tenant_id = $1 AND created_at < $2",
+                "DELETE FROM meetings WHERE listed_at < $2
+                    AND user_id IN (SELECT id FROM users WHERE tenant_id = $1)",
+            ] {
+                removed += sqlx::query(sql)
+                    .bind(tenant)
+                    .bind(before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(removed)
+        })
     }
 
     /// Deletes everything the bot keeps about one person: follow-ups, CRM writes and the

@@ -11,6 +11,7 @@ use chrono::{DateTime, DurationRound, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
+pub mod admins;
 pub mod audit;
 pub mod credentials;
 pub mod crm;

@@ -13,6 +13,7 @@ use followup_bot::startup::Running;
 use followup_bot::store::credentials::Subject;
 use serde_json::{Value, json};
 
+mod admins;
 mod crm;
 mod crm_connect;
 mod crm_oauth;

@@ -30,6 +30,8 @@ const CHECK_BUDGET: Duration = Duration::from_millis(2000);
 
 const ADMINS_ONLY: &str = "Only a Slack workspace admin or owner can connect or change the \
     team's CRM. Ask one of them to run `/crono-connect`.";
+/// What only admins may do here, for `Services::only_admins`.
+const CONNECT_WHAT: &str = "connect or change the team's CRM";
 
 pub struct ConnectCommand;
 
@@ -37,8 +39,12 @@ pub struct ConnectCommand;
 impl Handler for ConnectCommand {
     async fn handle(&self, cx: &Ctx, event: SlackEvent) -> HandlerResult {
         let services = &cx.services;
-        if !services.is_workspace_admin(&cx.user.slack_user_id).await {
-            cx.tell(ADMINS_ONLY).await?;
+        if !services
+            .is_team_admin(cx.tenant.id, &cx.user.slack_user_id)
+            .await
+        {
+            cx.tell(&services.only_admins(Some(cx.tenant.id), CONNECT_WHAT).await)
+                .await?;
             return Ok(());
         }
         let status = match connected(services, cx.tenant.id).await {
@@ -352,11 +358,18 @@ impl Handler for ConnectSubmit {
         };
         // Slack first (the person may have lost the role since the modal opened): nothing
         // goes to a CRM for a non-admin, even with a complete form.
-        let admin = tokio::time::timeout(CHECK_BUDGET, services.is_workspace_admin(&slack_user))
-            .await
-            .unwrap_or(false);
+        let team = event.team_id().unwrap_or_default();
+        let admin =
+            tokio::time::timeout(CHECK_BUDGET, services.is_team_admin_of(&team, &slack_user))
+                .await
+                .unwrap_or(false);
         if !admin {
-            return field_errors(&[("provider", ADMINS_ONLY)]);
+            let tenant = services.store.tenant_by_team(&team).await.ok().flatten();
+            let words = services.only_admins(tenant, CONNECT_WHAT).await;
+            return Ack::Stop(Some(serde_json::json!({
+                "response_action": "errors",
+                "errors": { "provider": words },
+            })));
         }
         let form = match submitted(payload) {
             Ok(form) => form,
@@ -470,10 +483,14 @@ pub struct DisconnectCommand;
 impl Handler for DisconnectCommand {
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         let services = &cx.services;
-        if !services.is_workspace_admin(&cx.user.slack_user_id).await {
+        if !services
+            .is_team_admin(cx.tenant.id, &cx.user.slack_user_id)
+            .await
+        {
             cx.tell(
-                "Only a Slack workspace admin or owner can disconnect the team's CRM. Ask one \
-                 of them to run `/crono-disconnect`.",
+                &services
+                    .only_admins(Some(cx.tenant.id), "disconnect the team's CRM")
+                    .await,
             )
             .await?;
             return Ok(());

@@ -206,12 +206,15 @@ async fn callback(
             return unavailable(label);
         }
     };
-    if !services.is_workspace_admin(&user.slack_user_id).await {
+    if !services
+        .is_team_admin(row.tenant_id, &user.slack_user_id)
+        .await
+    {
         return page(
             StatusCode::FORBIDDEN,
             &format!("{label} was not connected"),
-            "Only a Slack workspace admin or owner can connect the team's CRM. Nothing was \
-             changed.",
+            "Only a Slack workspace admin or owner, or a bot admin, can connect the team's \
+             CRM. Nothing was changed.",
         );
     }
     let token_url = accounts_server
