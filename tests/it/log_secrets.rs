@@ -2,8 +2,6 @@
 //! secret, and no credential the bot stored, may appear in any log line.
 //! (Its own test binary: it installs the process-wide subscriber.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::fake_slack::FakeSlack;
@@ -13,23 +11,9 @@ use followup_bot::domain::provider::Provider;
 use followup_bot::store::credentials::{NewCredential, Subject};
 use secrecy::SecretString;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let capture = Capture::default();
+    let capture = crate::support::LogCapture::default();
     let writer = capture.clone();
     followup_bot::telemetry::init_logs_to(LogFormat::Json, "trace", move || writer.clone());
     crate::support::init();
@@ -112,7 +96,7 @@ async fn no_secret_reaches_the_logs() {
     running.stopped().await;
 
     secrets.push(stored.to_owned());
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.lines().count() > 20, "logs were captured:\n{logs}");
     assert!(logs.contains("Socket Mode connection ready"));
     for secret in &secrets {

@@ -4,7 +4,7 @@
 //! audited. A team's own shorter retention purges only that team's follow-ups.
 
 use super::*;
-use followup_bot::store::Store;
+use crate::support::exec_at;
 
 fn person(user: &str, is_admin: bool) -> Value {
     json!({
@@ -16,7 +16,7 @@ fn person(user: &str, is_admin: bool) -> Value {
 
 impl World {
     /// `/followup-settings` from `user`: the modal.
-    async fn settings_modal(&self, user: &str) -> Value {
+    pub(super) async fn settings_modal(&self, user: &str) -> Value {
         let before = self.slack.call_count("views.open");
         self.command(user, "/followup-settings").await;
         let opened = self
@@ -157,17 +157,6 @@ async fn admins_and_named_bot_admins_may_change_the_team_settings_sqlite() {
 #[tokio::test]
 async fn admins_and_named_bot_admins_may_change_the_team_settings_postgres() {
     bot_admins(Backend::Postgres).await;
-}
-
-async fn exec_at(store: &Store, sql: &'static str, at: chrono::DateTime<Utc>) {
-    match store {
-        Store::Sqlite(pool) => {
-            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
-        }
-        Store::Postgres(pool) => {
-            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
-        }
-    }
 }
 
 async fn team_retention(backend: Backend) {

@@ -4,29 +4,10 @@
 
 use super::google::G;
 use super::*;
+use crate::support::{count_rows as count, exec_at};
 use followup_bot::domain::person::Settings;
-use followup_bot::store::Store;
 
 const BOB_KEY: &str = "fathom-key-bob-0123456789";
-
-/// Runs one statement with one timestamp on the store's backend.
-async fn exec_at(store: &Store, sql: &'static str, at: chrono::DateTime<Utc>) {
-    match store {
-        Store::Sqlite(pool) => {
-            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
-        }
-        Store::Postgres(pool) => {
-            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
-        }
-    }
-}
-
-async fn count(store: &Store, sql: &'static str) -> i64 {
-    match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
-}
 
 /// `user` drafts a follow-up (by the template) of a meeting recorded today; its id.
 async fn followup_of(w: &World, user: &str, key: &str, recording: u64, title: &str) -> String {
@@ -68,14 +49,7 @@ async fn delete_my_data(backend: Backend) {
         .unwrap();
 
     // The settings modal has the button; it pushes the confirmation.
-    let before = w.slack.call_count("views.open");
-    w.command(ADA, "/followup-settings").await;
-    let opened = w
-        .slack
-        .wait_for_calls("views.open", before + 1, WAIT)
-        .await
-        .unwrap();
-    let settings = opened[before].response["view"].clone();
+    let settings = w.settings_modal(ADA).await;
     assert!(
         settings.to_string().contains("settings_delete_data"),
         "{settings}"

@@ -6,26 +6,9 @@
 //! The logs are captured by a subscriber for this test's thread only (`set_default`): the
 //! test runs on a current-thread runtime, so the bot and every task it spawns log there.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use super::*;
 use crate::support::fake_fathom::Invitee;
 use tracing_subscriber::layer::SubscriberExt;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Words found nowhere but in this test's people and meeting.
 const PERSONAL: &[&str] = &[
@@ -43,7 +26,7 @@ const PERSONAL: &[&str] = &[
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_whole_follow_up_flow_at_debug_level_logs_no_personal_data() {
-    let capture = Capture::default();
+    let capture = crate::support::LogCapture::default();
     let writer = capture.clone();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::EnvFilter::new(
@@ -59,7 +42,9 @@ async fn a_whole_follow_up_flow_at_debug_level_logs_no_personal_data() {
         );
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let mut w = World::new(Backend::Sqlite, true, &[]).await;
+    // PostgreSQL: its driver runs on this runtime, where SQLite's runs on threads of its own
+    // (whose logs this thread's subscriber would not see).
+    let mut w = World::new(Backend::Postgres, true, &[]).await;
     w.slack.set_user(
         ADA,
         json!({
@@ -191,7 +176,7 @@ async fn a_whole_follow_up_flow_at_debug_level_logs_no_personal_data() {
     }
     w.stop().await;
 
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     if let Ok(path) = std::env::var("PII_LOG_DUMP") {
         std::fs::write(path, &text).unwrap();
     }

@@ -149,3 +149,44 @@ pub async fn put_fathom_key(
         .await
         .expect("the key is stored");
 }
+
+/// Log lines written to memory, for tests that read what the bot logged.
+#[derive(Clone, Default)]
+pub struct LogCapture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs one statement with one timestamp (e.g. to age rows) on the store's backend.
+pub async fn exec_at(store: &Store, sql: &'static str, at: chrono::DateTime<chrono::Utc>) {
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(at).execute(pool).await.unwrap();
+        }
+    }
+}
+
+/// One `SELECT COUNT(*) …` on the store's backend.
+pub async fn count_rows(store: &Store, sql: &'static str) -> i64 {
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
