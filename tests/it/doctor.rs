@@ -482,3 +482,49 @@ async fn doctor_lists_every_configuration_problem_without_secrets() {
     assert!(!stdout.contains(BOT_TOKEN) && !stdout.contains(ANTHROPIC_KEY));
     assert!(!dir.path().join("data").exists(), "nothing created");
 }
+
+#[tokio::test]
+async fn doctor_names_an_unreachable_database_by_its_redacted_url() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = bot(dir.path())
+        .env("SLACK_APP_TOKEN", APP_TOKEN)
+        .env("SLACK_BOT_TOKEN", BOT_TOKEN)
+        .env("SLACK_API_URL", slack.api_url())
+        .env(
+            "DATABASE_URL",
+            "postgres://bot:SECRETDBPASSWORD@127.0.0.1:9/bot",
+        )
+        .env("ENCRYPTION_KEY", followup_bot::crypto::generate_key())
+        .arg("doctor")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let rows = rows(&stdout);
+    let database = row(&rows, "database", "FAIL");
+    assert!(
+        database
+            .text
+            .starts_with("postgres at postgres://bot:REDACTED@127.0.0.1:9/bot could not be opened"),
+        "{database:?}"
+    );
+    assert!(
+        database.text.contains("fix: check DATABASE_URL"),
+        "{database:?}"
+    );
+    for check in ["stored secrets", "team CRMs"] {
+        assert_eq!(
+            row(&rows, check, "warn").text,
+            "not checked: the database could not be opened fix: fix the database rows above \
+             first"
+        );
+    }
+    assert!(
+        stdout.contains("\n1 required check failed (2 warnings)\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SECRETDBPASSWORD") && !stderr.contains("SECRETDBPASSWORD"));
+}
