@@ -7,8 +7,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Source};
 
-pub const MANIFEST: &str = include_str!("../slack-manifest.yml");
-
 #[derive(Parser)]
 #[command(version, about = "Slack-first follow-up assistant for sales teams")]
 struct Cli {
@@ -27,7 +25,8 @@ enum Command {
     /// Re-seal every stored credential with the current ENCRYPTION_KEY, so the keys in
     /// ENCRYPTION_KEYS_PREVIOUS can be removed.
     RotateKeys,
-    /// Check the configuration, the database and both Slack tokens; non-zero exit on trouble.
+    /// Check every configured integration and print a table; non-zero exit when a required
+    /// check fails.
     Doctor,
     /// Print the Slack app manifest.
     Manifest,
@@ -43,7 +42,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Manifest => {
-            print!("{MANIFEST}");
+            print!("{}", crate::slack::manifest::MANIFEST);
             ExitCode::SUCCESS
         }
         Command::Doctor => runtime().block_on(crate::doctor::run(&Source::from_env_and_dotenv())),

@@ -81,7 +81,8 @@ impl std::fmt::Debug for Cipher {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// A key id as `key_id()` and the logs spell it.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -119,6 +120,14 @@ impl Cipher {
 
     pub fn key_id(&self) -> String {
         hex(&self.current.id)
+    }
+
+    /// Whether a key id (as sealed values carry it, e.g. from `Store::credential_key_ids`)
+    /// is the current key's or a previous key's: values sealed with it open.
+    pub fn knows_key_id(&self, id: &[u8]) -> bool {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .any(|k| k.id == id)
     }
 
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {

@@ -551,6 +551,71 @@ pub fn is_email(s: &str) -> bool {
         && !domain.contains('@')
 }
 
+/// What Google's token endpoint says of the OAuth client (`doctor`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientCheck {
+    /// The client id and secret were accepted (the made-up code was not: `invalid_grant`).
+    Accepted,
+    /// `invalid_client` or `unauthorized_client`: the id or the secret is wrong.
+    WrongClient,
+    /// `redirect_uri_mismatch`: the redirect URI is not registered for the client.
+    RedirectMismatch,
+    /// No verdict (Google unreachable, or an answer we did not expect): a short reason.
+    Unknown(String),
+}
+
+/// Exchanges a made-up code at the token endpoint: Google checks the client (and the
+/// redirect URI) before the code, so its error says whether the client is right. Nothing is
+/// granted; the answer's body goes to the log, not to the caller.
+pub async fn check_client(
+    http: &reqwest::Client,
+    token_url: &str,
+    client_id: &str,
+    client_secret: &SecretString,
+    redirect_uri: &str,
+) -> ClientCheck {
+    let request = http
+        .post(token_url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "followup-bot-doctor-check"),
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose_secret()),
+            ("redirect_uri", redirect_uri),
+        ])
+        .timeout(Duration::from_secs(20));
+    let (status, body) = match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+        Err(e) => {
+            let why = if e.is_timeout() {
+                "Google did not answer in time"
+            } else {
+                "Google's token endpoint could not be reached"
+            };
+            tracing::warn!(error = %e.without_url(), "checking the Google client");
+            return ClientCheck::Unknown(why.to_owned());
+        }
+    };
+    #[derive(Deserialize)]
+    struct OAuthAnswer {
+        error: String,
+    }
+    let error = serde_json::from_str::<OAuthAnswer>(&body).map(|a| a.error);
+    match error.as_deref() {
+        Ok("invalid_grant") => ClientCheck::Accepted,
+        Ok("invalid_client" | "unauthorized_client") => ClientCheck::WrongClient,
+        Ok("redirect_uri_mismatch") => ClientCheck::RedirectMismatch,
+        _ => {
+            let start: String = body.chars().take(300).collect();
+            tracing::warn!(status, body = %start, "unexpected answer checking the Google client");
+            ClientCheck::Unknown(format!("Google answered {status}, unexpectedly"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,6 +164,22 @@ impl Llm for Anthropic {
     }
 }
 
+/// Whether Anthropic accepts the key: one cheap authenticated call (`GET /v1/models`,
+/// `limit=1`), for `doctor`. `Unauthorized` means the key was refused.
+pub async fn check_key(
+    http: &reqwest::Client,
+    base: &str,
+    key: &SecretString,
+) -> Result<(), ApiError> {
+    let request = http
+        .get(format!("{}/v1/models", base.trim_end_matches('/')))
+        .query(&[("limit", "1")])
+        .header("x-api-key", key.expose_secret())
+        .header("anthropic-version", "2023-06-01")
+        .timeout(Duration::from_secs(20));
+    send(PROVIDER, "models", request).await.map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

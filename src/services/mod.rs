@@ -114,11 +114,16 @@ const DOUBLE_CLICK_WINDOW: Duration = Duration::from_secs(120);
 impl Services {
     /// Builds every service from the configuration (opening and migrating the database).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = config.database.open().await?;
+        Self::build_on(config, store)
+    }
+
+    /// Everything on a store already opened (`doctor` opens one without migrating).
+    pub fn build_on(config: Config, store: Store) -> anyhow::Result<Self> {
         let client = config
             .slack
             .client()
             .context("setting up the Slack client (TLS roots)")?;
-        let store = config.database.open().await?;
         let cipher = config.encryption.cipher()?;
         let http = crate::clients::http_client();
         let workspaces = Arc::new(match &config.slack.client {

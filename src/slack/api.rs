@@ -338,3 +338,46 @@ impl SlackApi for MorphismSlack {
         .await
     }
 }
+
+/// The scopes a bot token holds, from the `x-oauth-scopes` header Slack puts on Web API
+/// answers (slack-morphism does not expose headers, hence a plain POST to `auth.test`).
+/// `Ok(None)`: Slack answered without the header.
+pub async fn token_scopes(
+    http: &reqwest::Client,
+    api_url: &str,
+    token: &SecretString,
+) -> SlackResult<Option<Vec<String>>> {
+    let response = http
+        .post(format!("{api_url}/auth.test"))
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .map_err(|e| SlackApiError::Transport(transport_trouble(&e.to_string()).to_owned()))?;
+    let scopes = response
+        .headers()
+        .get("x-oauth-scopes")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        });
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let answer: Answer = response
+        .json()
+        .await
+        .map_err(|_| SlackApiError::Transport("Slack's answer could not be read".to_owned()))?;
+    if !answer.ok {
+        return Err(SlackApiError::Slack(
+            answer.error.unwrap_or_else(|| "unknown_error".to_owned()),
+        ));
+    }
+    Ok(scopes)
+}

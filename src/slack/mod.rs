@@ -2,5 +2,6 @@
 
 pub mod api;
 pub mod envelope;
+pub mod manifest;
 pub mod payload;
 pub mod socket;

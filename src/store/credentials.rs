@@ -221,6 +221,19 @@ impl Store {
         Ok((resealed, unreadable))
     }
 
+    /// How many connected credentials each key sealed: (key id as sealed, count). The key id
+    /// is bytes 2 to 5 of a sealed value (see `crypto`); `doctor` compares them with the
+    /// configured keys.
+    pub async fn credential_key_ids(&self) -> anyhow::Result<Vec<(Vec<u8>, i64)>> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT substr(secret, 2, 4) AS key_id, COUNT(*) FROM credentials
+             WHERE status = 'connected'
+             GROUP BY substr(secret, 2, 4) ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
     /// Marks a credential revoked (it stays for the audit trail, but is never used again).
     pub async fn revoke_credential(
         &self,

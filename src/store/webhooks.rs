@@ -124,6 +124,19 @@ impl Store {
         Ok(done > 0)
     }
 
+    /// How many people have Fathom connected, and how many of them have a webhook.
+    pub async fn fathom_webhook_coverage(&self) -> anyhow::Result<(i64, i64)> {
+        Ok(on_pool!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*),
+                    COUNT(*) FILTER (WHERE EXISTS
+                        (SELECT 1 FROM fathom_webhooks w WHERE w.user_id = c.user_id))
+             FROM credentials c
+             WHERE c.provider = 'fathom' AND c.status = 'connected' AND c.user_id IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await)?)
+    }
+
     /// People with Fathom connected and no webhook: (team, person).
     pub async fn fathom_without_webhook(&self) -> anyhow::Result<Vec<(TenantId, UserId)>> {
         Ok(on_pool!(self, pool => sqlx::query_as(

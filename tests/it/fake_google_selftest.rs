@@ -1389,3 +1389,46 @@ async fn google_works_with_the_oauth2_crate() {
         other => panic!("expected invalid_grant, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn google_refuses_an_unregistered_redirect_uri_before_the_code() {
+    let g = FakeGoogle::start(CID, SECRET).await;
+    let c = code(&g).await;
+    g.register_redirect_uris(&["https://bot.example.com/oauth/google/callback"]);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", c.as_str()),
+        ("code_verifier", VERIFIER),
+        ("redirect_uri", REDIRECT),
+        ("client_id", CID),
+        ("client_secret", SECRET),
+    ];
+    let (status, body) = post_form(&g.token_url(), &form, None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "redirect_uri_mismatch", "{body}");
+    // A wrong secret is refused first, whatever the URI.
+    let wrong = [
+        ("client_secret", "nope"),
+        form[0],
+        form[1],
+        form[3],
+        form[4],
+    ];
+    let (status, body) = post_form(&g.token_url(), &wrong, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client", "{body}");
+    // A registered URI with a made-up code: the client is fine, the grant is not.
+    let made_up = [
+        ("grant_type", "authorization_code"),
+        ("code", "4/0Amadeup"),
+        (
+            "redirect_uri",
+            "https://bot.example.com/oauth/google/callback",
+        ),
+        ("client_id", CID),
+        ("client_secret", SECRET),
+    ];
+    let (status, body) = post_form(&g.token_url(), &made_up, None).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}

@@ -966,3 +966,39 @@ async fn a_second_workspace_installs_with_oauth_v2_and_gets_its_own_token() -> a
     assert_eq!(revoked["error"], "token_revoked");
     Ok(())
 }
+
+#[tokio::test]
+async fn web_api_answers_carry_the_tokens_scopes() {
+    let slack = FakeSlack::start().await;
+    let http = reqwest::Client::new();
+    let scopes = |token: &'static str, method: &'static str| {
+        let url = format!("{}/{method}", slack.api_url());
+        let http = http.clone();
+        async move {
+            let r = http.post(url).bearer_auth(token).send().await.unwrap();
+            r.headers()
+                .get("x-oauth-scopes")
+                .map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    let manifest = followup_bot::slack::manifest::bot_scopes().join(",");
+    assert_eq!(scopes("xoxb-1-2-abc", "auth.test").await, Some(manifest));
+    assert_eq!(
+        scopes("xapp-1-A1-1-abc", "apps.connections.open")
+            .await
+            .as_deref(),
+        Some("connections:write")
+    );
+    assert_eq!(
+        scopes("xoxp-wrong-kind", "auth.test").await,
+        None,
+        "refused: no scopes"
+    );
+    slack.set_bot_scopes(&["chat:write"]);
+    assert_eq!(
+        scopes("xoxb-1-2-abc", "auth.test").await.as_deref(),
+        Some("chat:write")
+    );
+    slack.omit_scopes_header();
+    assert_eq!(scopes("xoxb-1-2-abc", "auth.test").await, None);
+}

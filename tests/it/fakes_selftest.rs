@@ -598,3 +598,40 @@ async fn anthropic_delay_and_wait() {
         .unwrap_err();
     assert!(err.to_string().contains("timed out"));
 }
+
+#[tokio::test]
+async fn anthropic_lists_models_for_a_known_key_only() {
+    let claude = FakeAnthropic::start().await;
+    claude.add_key("sk-ant-good");
+    let http = reqwest::Client::new();
+    let get = |key: &'static str, query: &'static str| {
+        http.get(format!("{}/v1/models{query}", claude.base_url()))
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .send()
+    };
+    let r = get("sk-ant-good", "?limit=1").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["data"][0]["type"], "model");
+    assert_eq!(body["has_more"], true);
+    assert_eq!(body["first_id"], body["data"][0]["id"]);
+    let body: Value = get("sk-ant-good", "").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        body["data"].as_array().unwrap().len(),
+        fake_anthropic::MODELS.len()
+    );
+    assert_eq!(body["has_more"], false);
+
+    let r = get("sk-ant-unknown", "?limit=1").await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert_eq!(claude.models_calls(), 3);
+    assert_eq!(
+        claude.request_count(),
+        0,
+        "models calls are not message requests"
+    );
+}

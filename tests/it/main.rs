@@ -7,6 +7,7 @@ mod support;
 
 mod binary;
 mod blocks;
+mod doctor;
 mod fake_google_selftest;
 mod fake_slack_selftest;
 mod fakes_selftest;

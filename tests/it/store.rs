@@ -29,7 +29,100 @@ both_backends!(
     a_follow_up_its_job_and_the_click_key_are_written_together,
     a_worker_whose_lease_was_taken_over_cannot_touch_the_job,
     credentials_move_to_the_current_key_so_old_keys_can_go,
+    what_doctor_reads,
 );
+
+/// `doctor`'s reads: the migrations against the binary's, which key sealed each credential,
+/// who has a Fathom webhook.
+async fn what_doctor_reads(store: Store, db: &TestDb) {
+    let status = store.migration_status().await.unwrap();
+    let ours = match &store {
+        Store::Sqlite(_) => followup_bot::store::SQLITE_MIGRATIONS.iter().count(),
+        Store::Postgres(_) => followup_bot::store::POSTGRES_MIGRATIONS.iter().count(),
+    };
+    assert!(status.is_current(), "{status:?}");
+    assert_eq!(status.applied, ours);
+    let again = Store::connect_existing(&db.url).await.unwrap();
+    assert_eq!(again.migration_status().await.unwrap(), status);
+    again.close().await;
+
+    let old_key = SecretString::from(generate_key());
+    let old = Cipher::new(&old_key, &[]).unwrap();
+    let new = cipher();
+    let tenant = store.ensure_tenant("T1").await.unwrap();
+    assert_eq!(store.credential_key_ids().await.unwrap(), []);
+    assert_eq!(store.fathom_webhook_coverage().await.unwrap(), (0, 0));
+    let mut users = Vec::new();
+    for (slack_id, sealer) in [("U1", &old), ("U2", &old), ("U3", &new)] {
+        let user = store.ensure_user(tenant.id, slack_id).await.unwrap();
+        crate::support::put_fathom_key(&store, sealer, &user, "fathom-key-0123456789").await;
+        users.push(user);
+    }
+    let mut ids = store.credential_key_ids().await.unwrap();
+    ids.sort_by_key(|(_, n)| *n);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0].1, 1);
+    assert_eq!(ids[1].1, 2);
+    assert!(new.knows_key_id(&ids[0].0) && !new.knows_key_id(&ids[1].0));
+    assert_eq!(followup_bot::crypto::hex(&ids[0].0), new.key_id());
+    let rotating = Cipher::new(&SecretString::from(generate_key()), &[old_key]).unwrap();
+    assert!(rotating.knows_key_id(&ids[1].0) && !rotating.knows_key_id(&ids[0].0));
+
+    store
+        .put_fathom_webhook(
+            &new,
+            tenant.id,
+            users[0].id,
+            "path-one",
+            &SecretString::from("whsec_abc".to_owned()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.fathom_webhook_coverage().await.unwrap(), (3, 1));
+}
+
+/// A database nobody migrated yet: every migration pending, and reading that creates nothing.
+async fn an_empty_database_has_every_migration_pending(backend: crate::support::Backend) {
+    let db = TestDb::new(backend).await;
+    // The (empty) SQLite file exists, as after someone created it by hand.
+    Store::connect(&db.url).await.unwrap().close().await;
+    let store = Store::connect_existing(&db.url).await.unwrap();
+    let status = store.migration_status().await.unwrap();
+    assert_eq!(status.applied, 0);
+    assert!(
+        !status.pending.is_empty() && !status.is_current(),
+        "{status:?}"
+    );
+    assert_eq!(status.pending[0], 1);
+    assert_eq!(
+        store.migration_status().await.unwrap(),
+        status,
+        "nothing was created"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_empty_sqlite_database_has_every_migration_pending() {
+    an_empty_database_has_every_migration_pending(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_empty_postgres_database_has_every_migration_pending() {
+    an_empty_database_has_every_migration_pending(crate::support::Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_missing_sqlite_file_is_not_created_by_connect_existing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/data/bot.db?mode=rwc", dir.path().display());
+    assert_eq!(
+        followup_bot::store::sqlite_file(&url),
+        Some(dir.path().join("data/bot.db"))
+    );
+    assert!(Store::connect_existing(&url).await.is_err());
+    assert!(!dir.path().join("data").exists(), "nothing created");
+}
 
 fn cipher() -> Cipher {
     Cipher::new(&SecretString::from(generate_key()), &[]).unwrap()

@@ -480,11 +480,10 @@ async fn odoo_end_to_end(backend: Backend, protocol: Protocol) {
     // `doctor` asks each team's CRM for its stages.
     let report = followup_bot::doctor::crm_report(o.app()).await;
     assert_eq!(report.len(), 1, "{report:?}");
-    assert!(report[0].0, "{report:?}");
-    assert!(
-        report[0]
-            .1
-            .contains("team T0SALES: Odoo answers (4 deal stages)"),
+    assert!(report[0].ok(), "{report:?}");
+    assert_eq!(report[0].team, "T0SALES", "{report:?}");
+    assert_eq!(
+        report[0].detail, "Odoo answers (4 deal stages)",
         "{report:?}"
     );
     let expected = match protocol {

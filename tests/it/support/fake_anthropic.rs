@@ -1,4 +1,5 @@
-//! A fake Anthropic Messages API (`POST /v1/messages`) on 127.0.0.1 for integration tests.
+//! A fake Anthropic Messages API (`POST /v1/messages`, and `GET /v1/models`) on 127.0.0.1 for
+//! integration tests.
 //!
 //! ```ignore
 //! let claude = FakeAnthropic::start().await;
@@ -11,8 +12,12 @@
 //! ```
 //!
 //! Behaviour worth knowing:
-//! - Only `POST /v1/messages` exists (other methods there → 405, other paths → 404
-//!   `not_found_error`). Every request to it is recorded as an [`AnthropicRequest`].
+//! - `POST /v1/messages` (other methods there → 405) and `GET /v1/models` exist; other paths
+//!   → 404 `not_found_error`. Every request to `/v1/messages` is recorded as an
+//!   [`AnthropicRequest`]; `/v1/models` calls are only counted ([`FakeAnthropic::models_calls`]).
+//! - `GET /v1/models[?limit=N]` checks `x-api-key` and `anthropic-version` as below, then lists
+//!   [`MODELS`] (at most `limit`, default 20) as the API does: `{"data":[{"type":"model","id",
+//!   "display_name","created_at"}],"has_more","first_id","last_id"}`.
 //! - Checks, in order, none of which consumes a scripted answer: `x-api-key` missing or not
 //!   registered with [`FakeAnthropic::add_key`] → 401 `authentication_error`; `anthropic-version`
 //!   missing → 400 `anthropic-version: header is required`, or not a known version
@@ -32,15 +37,22 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub const KNOWN_VERSIONS: &[&str] = &["2023-06-01", "2023-01-01"];
+
+/// What `GET /v1/models` lists: (id, display name).
+pub const MODELS: &[(&str, &str)] = &[
+    ("claude-sonnet-4-5", "Claude Sonnet 4.5"),
+    ("claude-haiku-4-5", "Claude Haiku 4.5"),
+];
 
 /// One request to `/v1/messages`.
 #[derive(Clone, Debug)]
@@ -139,6 +151,7 @@ struct Inner {
     delay: Duration,
     requests: Vec<AnthropicRequest>,
     counter: u64,
+    models_calls: usize,
 }
 
 struct Shared {
@@ -167,6 +180,7 @@ impl FakeAnthropic {
                 delay: Duration::ZERO,
                 requests: Vec::new(),
                 counter: 0,
+                models_calls: 0,
             }),
             notify: Notify::new(),
             addr: listener.local_addr().expect("fake anthropic addr"),
@@ -174,6 +188,7 @@ impl FakeAnthropic {
         let fake = FakeAnthropic { shared };
         let app = Router::new()
             .route("/v1/messages", any(messages_handler))
+            .route("/v1/models", get(models_handler))
             .fallback(fallback_handler)
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -189,6 +204,11 @@ impl FakeAnthropic {
 
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// How many `GET /v1/models` calls arrived (whatever they were answered).
+    pub fn models_calls(&self) -> usize {
+        self.lock().models_calls
     }
 
     pub fn add_key(&self, key: &str) {
@@ -572,6 +592,67 @@ async fn messages_handler(
         tokio::time::sleep(delay).await;
     }
     respond(status, &resp_body, retry_after, &request_id)
+}
+
+/// `GET /v1/models`: the key and version checked as for messages, then [`MODELS`].
+async fn models_handler(
+    State(fake): State<FakeAnthropic>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let header_of = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (status, body, request_id) = {
+        let mut st = fake.lock();
+        st.models_calls += 1;
+        st.counter += 1;
+        let request_id = format!("req_fake_{:08}", st.counter);
+        let refused = match (header_of("x-api-key"), header_of("anthropic-version")) {
+            (None, _) => Some((401, "authentication_error", "x-api-key header is required")),
+            (Some(k), _) if !st.keys.contains(k) => {
+                Some((401, "authentication_error", "invalid x-api-key"))
+            }
+            (_, None) => Some((
+                400,
+                "invalid_request_error",
+                "anthropic-version: header is required",
+            )),
+            (_, Some(v)) if !KNOWN_VERSIONS.contains(&v) => Some((
+                400,
+                "invalid_request_error",
+                "anthropic-version: not a valid version",
+            )),
+            _ => None,
+        };
+        match refused {
+            Some((status, kind, message)) => {
+                (status, error_body(kind, message, &request_id), request_id)
+            }
+            None => {
+                let limit = query
+                    .get("limit")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(20)
+                    .clamp(1, 1000);
+                let data: Vec<Value> = MODELS
+                    .iter()
+                    .take(limit)
+                    .map(|(id, name)| {
+                        json!({"type": "model", "id": id, "display_name": name,
+                               "created_at": "2025-09-29T00:00:00Z"})
+                    })
+                    .collect();
+                let body = json!({
+                    "data": data,
+                    "has_more": limit < MODELS.len(),
+                    "first_id": data.first().map(|m| m["id"].clone()),
+                    "last_id": data.last().map(|m| m["id"].clone()),
+                });
+                (200, body, request_id)
+            }
+        }
+    };
+    fake.shared.notify.notify_waiters();
+    respond(status, &body, None, &request_id)
 }
 
 async fn fallback_handler() -> Response {

@@ -36,7 +36,10 @@
 //!   secret, RFC 6749 §2.3.1) or as `client_id`/`client_secret` in the form. Checks, in order: a
 //!   queued [`FakeGoogle::fail_token_next`] answer (served as given; touches no state);
 //!   unknown client → 401 `invalid_client` "The OAuth client was not found.", wrong or missing
-//!   secret → 401 `invalid_client` "Unauthorized"; then per `grant_type` (missing →
+//!   secret → 401 `invalid_client` "Unauthorized"; with [`FakeGoogle::register_redirect_uris`]
+//!   called, an `authorization_code` exchange whose `redirect_uri` is not one of them → 400
+//!   `redirect_uri_mismatch` "Bad Request" (before its code is looked at; without the call any
+//!   URI is registered); then per `grant_type` (missing →
 //!   400 `invalid_request`, other → 400 `unsupported_grant_type`):
 //!   - `authorization_code`: missing `code` → 400 `invalid_request`; unknown or used code,
 //!     `redirect_uri` mismatch or a wrong `code_verifier` → 400 `invalid_grant` "Bad Request";
@@ -283,6 +286,8 @@ struct Inner {
     gmail_delay: Duration,
     calendar_delay: Duration,
     fail_token: VecDeque<Canned>,
+    /// The client's registered redirect URIs; `None`: every URI is.
+    redirect_uris: Option<Vec<String>>,
     fail_gmail: VecDeque<Canned>,
     fail_calendar: VecDeque<Canned>,
     codes: HashMap<String, Code>,
@@ -330,6 +335,7 @@ impl FakeGoogle {
                 gmail_delay: Duration::ZERO,
                 calendar_delay: Duration::ZERO,
                 fail_token: VecDeque::new(),
+                redirect_uris: None,
                 fail_gmail: VecDeque::new(),
                 fail_calendar: VecDeque::new(),
                 codes: HashMap::new(),
@@ -451,6 +457,12 @@ impl FakeGoogle {
     }
 
     /// The next `/token` call (any grant type) answers this, changing nothing (FIFO).
+    /// Only these redirect URIs are registered for the client (the token endpoint answers
+    /// `redirect_uri_mismatch` for any other).
+    pub fn register_redirect_uris(&self, uris: &[&str]) {
+        self.lock().redirect_uris = Some(uris.iter().map(|u| u.to_string()).collect());
+    }
+
     pub fn fail_token_next(&self, status: u16, body: Value) {
         self.lock().fail_token.push_back(Canned { status, body });
     }
@@ -1076,6 +1088,12 @@ fn token_answer(
         return oauth_error(401, "invalid_client", "Unauthorized");
     }
     let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    if grant_type == "authorization_code"
+        && let Some(registered) = &st.redirect_uris
+        && !field("redirect_uri").is_some_and(|uri| registered.iter().any(|r| r == uri))
+    {
+        return oauth_error(400, "redirect_uri_mismatch", "Bad Request");
+    }
     match grant_type {
         "authorization_code" => {
             let Some(code) = field("code") else {

@@ -18,6 +18,10 @@
 //! - Tokens: `apps.connections.open` wants `xapp-…`, every other known method wants `xoxb-…`
 //!   (Authorization `Bearer`, or a `token` body field). Missing token → `not_authed`, wrong kind
 //!   → `invalid_auth`.
+//! - Answers to a call with a token Slack accepts carry `x-oauth-scopes`, as Slack's do: the
+//!   bot token's scopes (the manifest's bot scopes unless [`FakeSlack::set_bot_scopes`] says
+//!   otherwise, none at all after [`FakeSlack::omit_scopes_header`]), `connections:write` for
+//!   the app token.
 //! - Trigger ids found in envelopes sent by this fake are single use (`exchanged_trigger_id`)
 //!   and expire [`FakeSlack::set_trigger_ttl`] (default 3 s) after the envelope was sent
 //!   (`expired_trigger_id`), for `views.open` and `views.push`. Unknown trigger ids are accepted.
@@ -230,6 +234,8 @@ struct Inner {
     triggers: HashMap<String, Trigger>,
     trigger_ttl: Duration,
     teams: Teams,
+    /// The bot token's scopes, sent in `x-oauth-scopes`; `None`: no header.
+    bot_scopes: Option<String>,
 }
 
 /// Other workspaces: their bot tokens, installs (`oauth.v2.access`) and revocations.
@@ -304,6 +310,7 @@ impl FakeSlack {
                 triggers: HashMap::new(),
                 trigger_ttl: Duration::from_secs(3),
                 teams: Teams::default(),
+                bot_scopes: Some(followup_bot::slack::manifest::bot_scopes().join(",")),
             }),
             notify: Notify::new(),
             counter: AtomicU64::new(1),
@@ -472,6 +479,16 @@ impl FakeSlack {
     }
 
     /// How long trigger ids from sent envelopes stay valid (default 3 s).
+    /// The scopes the bot token holds (`x-oauth-scopes`); the default is the manifest's.
+    pub fn set_bot_scopes(&self, scopes: &[&str]) {
+        self.lock().bot_scopes = Some(scopes.join(","));
+    }
+
+    /// Answers without `x-oauth-scopes`, as an older fake or proxy would.
+    pub fn omit_scopes_header(&self) {
+        self.lock().bot_scopes = None;
+    }
+
     pub fn set_trigger_ttl(&self, ttl: Duration) {
         self.lock().trigger_ttl = ttl;
     }
@@ -1764,6 +1781,18 @@ async fn api_handler(
         .or_else(|| parsed.get("token").and_then(Value::as_str))
         .map(str::to_string);
     let (status, resp, retry_after, delay) = fake.answer(&method, &parsed, token.as_deref());
+    let refused = [
+        "not_authed",
+        "invalid_auth",
+        "token_revoked",
+        "unknown_method",
+    ]
+    .contains(&resp["error"].as_str().unwrap_or_default());
+    let scopes = match token.as_deref() {
+        Some(t) if !refused && t.starts_with("xapp-") => Some("connections:write".to_owned()),
+        Some(t) if !refused && !t.is_empty() => fake.lock().bot_scopes.clone(),
+        _ => None,
+    };
     fake.lock().calls.push(Call {
         method,
         http_method: http_method.to_string(),
@@ -1779,7 +1808,11 @@ async fn api_handler(
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
-    json_response(status, &resp, retry_after)
+    let mut response = json_response(status, &resp, retry_after);
+    if let Some(v) = scopes.and_then(|s| HeaderValue::from_str(&s).ok()) {
+        response.headers_mut().insert("x-oauth-scopes", v);
+    }
+    response
 }
 
 async fn response_url_handler(
