@@ -180,8 +180,16 @@ pub async fn run(source: &Source) -> ExitCode {
         }
     };
     // Logs (the providers' own answers) go to stderr; the table is stdout.
+    crate::telemetry::allow_pii(config.log.pii);
     crate::telemetry::init_logs_to(config.log.format, &config.log.filter, std::io::stderr);
     report.ok("configuration", "read from the environment and .env");
+    if config.log.pii {
+        report.warn(
+            "LOG_PII",
+            "on: names, emails, meeting titles and providers' messages are written to the logs",
+            "set LOG_PII=false (or remove it) once the debugging is done",
+        );
+    }
     let http = crate::clients::http_client();
 
     let store = check_database(&config, &mut report).await;

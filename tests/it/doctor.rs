@@ -201,6 +201,22 @@ async fn doctor_passes_a_healthy_configuration_and_changes_nothing() {
         Some(before),
         "doctor does not migrate"
     );
+
+    // Personal data in the logs, for debugging: a warning, not a failure.
+    let out = run(&["doctor"])
+        .env("LOG_PII", "true")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let with_pii = self::rows(&stdout);
+    assert!(
+        row(&with_pii, "LOG_PII", "warn")
+            .text
+            .contains("written to the logs")
+    );
+    assert!(stdout.contains("set LOG_PII=false"), "{stdout}");
 }
 
 #[tokio::test]

@@ -187,6 +187,12 @@ async fn retention(backend: Backend) {
         .audit(tenant.id, Some(ada.id), "test_middle", "person", "ok", None)
         .await
         .unwrap();
+    // The old draft's job finishes (it marks itself done just after the DM) before it ages.
+    let deadline = Instant::now() + WAIT;
+    while count(store, "SELECT COUNT(*) FROM jobs WHERE status = 'done'").await != 1 {
+        assert!(Instant::now() < deadline, "the draft job never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let days_ago = |d: i64| followup_bot::store::now() - chrono::Duration::days(d);
     // Everything so far is 31 days old; the audit entries 61 and 45.
     exec_at(store, "UPDATE followups SET created_at = $1", days_ago(31)).await;
@@ -260,13 +266,21 @@ async fn retention(backend: Backend) {
         1,
         "a waiting job is never purged"
     );
-    // Only the fresh draft's job and envelopes are left.
-    let old_jobs = count(
+    // Only the fresh draft's job is left (once it has finished).
+    let deadline = Instant::now() + WAIT;
+    while count(
         store,
         "SELECT COUNT(*) FROM jobs WHERE kind <> 'test.waiting' AND status = 'done'",
     )
-    .await;
-    assert_eq!(old_jobs, 1, "one draft job: the fresh one");
+    .await
+        != 1
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the old draft job stays, or the new one never ends"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let purged = followup_bot::features::retention::purge_once(app)
         .await
         .unwrap();
