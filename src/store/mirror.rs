@@ -641,8 +641,8 @@ impl Store {
         provider: Provider,
         object: MirrorObject,
     ) -> anyhow::Result<bool> {
-        let row: Option<(i64,)> = on_pool!(self, pool => sqlx::query_as(
-            "SELECT 1 FROM crm_sync_cursors
+        let row: Option<(String,)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT object FROM crm_sync_cursors
              WHERE tenant_id = $1 AND provider = $2 AND object = $3 AND since IS NOT NULL",
         )
         .bind(tenant)
