@@ -1,8 +1,9 @@
 //! The CRM mirror with Crono, end to end: a backfill in bounded pages over several runs, a
 //! delta on `lastModifiedDate` picking up what changed after the cursor, a closed deal and a
 //! deleted one leaving the open list (the closed one by the delta, the deleted one by a
-//! sweep), autocomplete answered from the mirror while Crono takes 5 s a search (and from
-//! Crono while the mirror is empty), and the pause switch stopping every sync of the team.
+//! sweep), a deal edit copied in, autocomplete answered from the mirror while Crono takes 5 s
+//! a search (and from Crono while the mirror is empty), a follow-up's attendees matched to
+//! their account from the mirror, and the pause switch stopping every sync of the team.
 
 use super::*;
 use crate::support::fake_crono::FakeCrono;
@@ -46,6 +47,14 @@ impl M {
             ],
         )
         .await;
+        w.slack.set_user(
+            ADA,
+            json!({
+                "id": ADA, "team_id": TEAM, "name": "ada", "real_name": "Ada Seller",
+                "is_admin": false, "is_owner": false, "tz": "Europe/Rome", "tz_offset": 3600,
+                "profile": { "email": "ada@seller.example", "real_name": "Ada Seller" }
+            }),
+        );
         let app = w.app();
         let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
         let keys = CronoKeys {
@@ -240,6 +249,28 @@ async fn closed_and_deleted_deals_leave_the_open_list(backend: Backend) {
     // deal-3 was closed (won) from the start: never in the open list.
     assert_eq!(m.open_deals().await, ["deal-1", "deal-2"]);
 
+    // A deal edit the CRM took is copied in (the write job calls this after the CRM).
+    let app = m.app();
+    let change = |stage: &str| followup_bot::domain::crm::DealChange {
+        deal_id: "deal-2".into(),
+        account_id: "acc-1".into(),
+        amount: Some(2500.0),
+        stage: Some(stage.into()),
+        description: None,
+    };
+    app.mirror_deal_written(m.tenant, Provider::Crono, &change("qualification"), false)
+        .await;
+    let edited = app
+        .store
+        .mirror_deal(m.tenant, Provider::Crono, "deal-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (edited.amount, edited.stage.as_str()),
+        (Some(2500.0), "qualification")
+    );
+
     // Lost in Crono: the delta lists it closed, and it leaves.
     m.crono.set_deal_stage("deal-1", "closedlost");
     let run = m.sync().await;
@@ -406,5 +437,32 @@ async fn autocomplete_searches_crono_while_the_mirror_is_empty() {
     let accounts = m.suggest("crm_account", "acme").await;
     assert_eq!(accounts.len(), 2, "{accounts:?}");
     assert_eq!(m.crono.searches("/Accounts/search"), 1);
+    m.w.stop().await;
+}
+
+#[tokio::test]
+async fn the_followups_account_is_matched_from_the_mirror() {
+    let mut m = M::new(Backend::Sqlite, 0).await;
+    m.sync().await;
+    m.crono.set_search_delay(Duration::from_secs(5));
+    let id =
+        m.w.followup_with(
+            41,
+            "Acme discovery",
+            &[("Marco Rossi", "marco@acme.example")],
+        )
+        .await;
+    // CRM Note: Marco's exact email, found in the mirror, names Acme Corp.
+    let click = m.w.click(ADA, "followup_crm_note", &id, "note-1");
+    m.slack.wait_for_ack(&click, WAIT).await.unwrap();
+    let notes = m.crono.wait_for_notes(1).await;
+    assert_eq!(notes[0]["accountId"], "acc-1");
+    assert_eq!(notes[0]["prospectIds"], json!(["pr-1"]));
+    assert_eq!(
+        m.crono.searches("/Prospects/search"),
+        0,
+        "matched without Crono"
+    );
+    assert_eq!(m.crono.searches("/Accounts/search"), 0);
     m.w.stop().await;
 }
