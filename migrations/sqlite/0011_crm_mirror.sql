@@ -16,8 +16,8 @@ CREATE TABLE crm_mirror_accounts (
     PRIMARY KEY (tenant_id, provider, remote_id)
 );
 CREATE INDEX crm_mirror_accounts_domain ON crm_mirror_accounts (tenant_id, provider, domain);
--- Autocomplete walks names in order and stops at its 20th match.
-CREATE INDEX crm_mirror_accounts_name ON crm_mirror_accounts (tenant_id, provider, name, remote_id);
+-- Autocomplete walks names in order, matching on the index alone, and stops at its 20th match.
+CREATE INDEX crm_mirror_accounts_name ON crm_mirror_accounts (tenant_id, provider, name, remote_id, search_text);
 
 CREATE TABLE crm_mirror_contacts (
     tenant_id    INTEGER NOT NULL REFERENCES tenants (id),
@@ -32,7 +32,7 @@ CREATE TABLE crm_mirror_contacts (
     PRIMARY KEY (tenant_id, provider, remote_id)
 );
 CREATE INDEX crm_mirror_contacts_email ON crm_mirror_contacts (tenant_id, provider, email);
-CREATE INDEX crm_mirror_contacts_name ON crm_mirror_contacts (tenant_id, provider, name, remote_id);
+CREATE INDEX crm_mirror_contacts_name ON crm_mirror_contacts (tenant_id, provider, name, remote_id, search_text);
 
 -- Open deals only: a deal listed closed (won, lost, archived) or gone is deleted.
 CREATE TABLE crm_mirror_deals (

@@ -124,15 +124,24 @@ pub struct Applied {
     pub removed: u64,
 }
 
+/// The longest name and search text kept: both are in an index, whose entries PostgreSQL
+/// caps at about 2.7 kB, and a label shows 75 characters anyway.
+const NAME_CHARS: usize = 300;
+
 /// Lowercased for `LIKE` (Rust's lowercasing, so non-ASCII letters match on SQLite too).
 fn folded(parts: &[Option<&str>]) -> String {
-    parts
+    let text = parts
         .iter()
         .flatten()
         .map(|p| p.trim().to_lowercase())
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    text.chars().take(2 * NAME_CHARS).collect()
+}
+
+fn name(text: &str) -> String {
+    text.chars().take(NAME_CHARS).collect()
 }
 
 /// `%query%`, with `LIKE`'s own characters escaped (`ESCAPE '\'`).
@@ -262,7 +271,7 @@ impl Store {
                             .bind(tenant)
                             .bind(provider)
                             .bind(&a.id)
-                            .bind(&a.name)
+                            .bind(name(&a.name))
                             .bind(&a.website)
                             .bind(domain)
                             .bind(folded(&[Some(&a.name)]))
@@ -272,12 +281,15 @@ impl Store {
                         applied.upserted += 1;
                     }
                     Record::Contact(c) => {
-                        let email = c.email.as_deref().map(|e| e.trim().to_lowercase());
+                        let email = c
+                            .email
+                            .as_deref()
+                            .map(|e| e.trim().to_lowercase().chars().take(NAME_CHARS).collect::<String>());
                         sqlx::query(UPSERT_CONTACT)
                             .bind(tenant)
                             .bind(provider)
                             .bind(&c.id)
-                            .bind(&c.name)
+                            .bind(name(&c.name))
                             .bind(&email)
                             .bind(&c.account_id)
                             .bind(&c.account_name)
@@ -293,7 +305,7 @@ impl Store {
                             .bind(provider)
                             .bind(&deal.id)
                             .bind(&deal.account_id)
-                            .bind(&deal.name)
+                            .bind(name(&deal.name))
                             .bind(&deal.stage)
                             .bind(deal.amount)
                             .bind(&deal.currency)
