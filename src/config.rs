@@ -162,6 +162,12 @@ pub struct CrmConfig {
     pub crono_app_url: String,
     /// Requests per second to a team's CRM (bursts of twice that).
     pub requests_per_second: u32,
+    /// The CRM mirror's sync: how often (zero: never, the mirror stays empty and every
+    /// lookup goes to the CRM), how many pages of each object one run reads at most, and how
+    /// often a full listing looks for deleted records.
+    pub sync_interval: std::time::Duration,
+    pub sync_pages_per_run: usize,
+    pub sync_sweep_interval: std::time::Duration,
     pub hubspot: Option<OAuthClient>,
     pub hubspot_api_url: String,
     pub hubspot_auth_url: String,
@@ -847,6 +853,19 @@ impl CrmConfig {
             crono_api_url: r.base_url("CRONO_API_URL", "https://ext.crono.one"),
             crono_app_url: r.base_url("CRONO_APP_URL", "https://app.crono.one"),
             requests_per_second: r.number("CRM_REQUESTS_PER_SECOND", 5, 1, 11),
+            sync_interval: Duration::from_secs(r.number(
+                "CRM_SYNC_INTERVAL_SECS",
+                600u64,
+                0,
+                86_400,
+            )),
+            sync_pages_per_run: r.number("CRM_SYNC_PAGES_PER_RUN", 50usize, 1, 10_000),
+            sync_sweep_interval: Duration::from_secs(r.number(
+                "CRM_SYNC_SWEEP_INTERVAL_SECS",
+                86_400u64,
+                0,
+                604_800,
+            )),
             hubspot: r.oauth("HUBSPOT", "your HubSpot developer app → Auth"),
             hubspot_api_url: r.base_url("HUBSPOT_API_URL", "https://api.hubapi.com"),
             hubspot_auth_url: r.base_url(

@@ -124,6 +124,8 @@ pub async fn send(
     let code = status.as_u16();
     match code {
         200..=299 => Ok(body),
+        // Only conditional requests (Zoho's `If-Modified-Since`) get it: nothing changed.
+        304 => Ok(String::new()),
         401 | 403 => Err(ApiError::Unauthorized {
             provider,
             status: code,

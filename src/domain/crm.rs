@@ -131,6 +131,89 @@ pub struct Made {
     pub id: String,
 }
 
+/// What the mirror keeps of a team's CRM, one sync cursor each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MirrorObject {
+    Accounts,
+    Contacts,
+    /// Open deals only: a closed or deleted deal leaves the mirror.
+    Deals,
+}
+
+impl MirrorObject {
+    pub const ALL: [MirrorObject; 3] = [
+        MirrorObject::Accounts,
+        MirrorObject::Contacts,
+        MirrorObject::Deals,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorObject::Accounts => "accounts",
+            MirrorObject::Contacts => "contacts",
+            MirrorObject::Deals => "deals",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == value)
+    }
+}
+
+/// One page to ask a CRM for: the records of one kind changed since `since` (all of them
+/// without), continuing after the provider's paging token `after`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listing {
+    pub since: Option<DateTime<Utc>>,
+    pub after: Option<String>,
+}
+
+/// A record as a listing gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Account(Account),
+    Contact(Contact),
+    /// Every deal changed, open or not: `open: false` (won, lost, archived) leaves the mirror.
+    Deal {
+        deal: Deal,
+        open: bool,
+    },
+}
+
+impl Record {
+    pub fn id(&self) -> &str {
+        match self {
+            Record::Account(a) => &a.id,
+            Record::Contact(c) => &c.id,
+            Record::Deal { deal, .. } => &deal.id,
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Listed {
+    pub records: Vec<Record>,
+    /// The newest modification time on the page, as the provider stamps it (where it does).
+    pub newest: Option<DateTime<Utc>>,
+    /// The token for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
+/// A provider's modification time: RFC 3339 (with any offset), or Odoo's UTC
+/// `YYYY-MM-DD HH:MM:SS`.
+pub fn parse_modified(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
 /// Mailbox providers whose domain says nothing about the company.
 const FREE_MAIL: &[&str] = &[
     "gmail.com",

@@ -16,7 +16,8 @@ use crate::clients::crm::oauth::{CrmGrant, OAuthApp, TokenError};
 use crate::clients::crm::odoo::OdooKeys;
 use crate::clients::crm::{Calls, Crm, CrmError, Guard};
 use crate::domain::crm::{
-    Account, AccountMatch, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, company_domain,
+    Account, AccountMatch, Contact, Deal, DealChange, Listed, Listing, Made, MirrorObject, NewNote,
+    NewTask, Stage, company_domain,
 };
 use crate::domain::followup::Followup;
 use crate::domain::ids::TenantId;
@@ -151,18 +152,19 @@ impl Services {
 
     /// Which account a follow-up's meeting was with: an attendee's exact contact email
     /// first, then an exact website domain (free-mail domains and the seller's own domain
-    /// ignored). Never a fuzzy name hit: when no single account is certain, the caller lets
-    /// the person pick.
+    /// ignored), read from the CRM mirror once it is backfilled (from the CRM before). Never
+    /// a fuzzy name hit: when no single account is certain, the caller lets the person pick.
     pub async fn match_account(
         &self,
         crm: &dyn Crm,
         followup: &Followup,
         own_email: Option<&str>,
     ) -> Result<Matched, CrmError> {
+        let tenant = followup.tenant_id;
         let emails = attendee_emails(followup);
         let mut contacts = Vec::new();
         for email in &emails {
-            contacts.extend(crm.contacts_by_email(email).await?);
+            contacts.extend(self.contacts_by_email_mirrored(tenant, crm, email).await?);
         }
         let mut accounts: Vec<Account> = Vec::new();
         for contact in &contacts {
@@ -178,7 +180,7 @@ impl Services {
                     name: name.clone(),
                     website: None,
                 },
-                None => match crm.account(id).await? {
+                None => match self.account_mirrored(tenant, crm, id).await? {
                     Some(account) => account,
                     None => continue,
                 },
@@ -200,7 +202,10 @@ impl Services {
         domains.sort();
         domains.dedup();
         for domain in &domains {
-            accounts.extend(crm.accounts_by_domain(domain).await?);
+            accounts.extend(
+                self.accounts_by_domain_mirrored(tenant, crm, domain)
+                    .await?,
+            );
         }
         Ok(Matched {
             account: AccountMatch::of(accounts),
@@ -523,5 +528,14 @@ impl Crm for Distrusting {
 
     fn account_link(&self, account_id: &str) -> Option<String> {
         self.inner.account_link(account_id)
+    }
+
+    async fn list_changed(
+        &self,
+        object: MirrorObject,
+        listing: &Listing,
+    ) -> Result<Listed, CrmError> {
+        self.watch(self.inner.list_changed(object, listing).await)
+            .await
     }
 }

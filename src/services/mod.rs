@@ -77,6 +77,9 @@ pub mod google;
 /// App Home: connections, settings and latest follow-ups (`impl Services` there).
 pub mod home;
 pub mod lifecycle;
+/// The CRM mirror: reads that answer from it, writes copied into it, the sync's status and
+/// pause switch (`impl Services` there).
+pub mod mirror;
 /// The Web API for the current workspace, with its own bot token.
 pub mod slack;
 /// Each person's Fathom webhook (`impl Services` there).

@@ -90,6 +90,8 @@ impl Store {
             purged.meetings =
                 delete_before!(&mut *tx, "DELETE FROM meetings WHERE listed_at < $1", before);
             delete_before!(&mut *tx, "DELETE FROM seen_meetings WHERE seen_at < $1", before);
+            // The CRM sync's log: a row per object per run.
+            delete_before!(&mut *tx, "DELETE FROM crm_sync_log WHERE finished_at < $1", before);
             // OAuth links live ten minutes: any older than a day is spent.
             let day_ago = truncate(now() - chrono::Duration::days(1));
             purged.oauth_states = delete_before!(

@@ -20,6 +20,7 @@ pub mod followups;
 pub mod jobs;
 pub mod leases;
 pub mod lifecycle;
+pub mod mirror;
 pub mod oauth_states;
 pub mod tenants;
 pub mod webhooks;

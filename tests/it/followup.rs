@@ -22,6 +22,7 @@ mod google;
 mod home;
 mod install;
 mod lifecycle;
+mod mirror;
 mod pii;
 mod webhooks;
 

@@ -14,6 +14,7 @@ mod fakes_selftest;
 mod followup;
 mod jobs;
 mod log_secrets;
+mod mirror_listing;
 mod replicas;
 mod sidecar;
 mod socket_mode;

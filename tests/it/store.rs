@@ -30,6 +30,7 @@ both_backends!(
     a_worker_whose_lease_was_taken_over_cannot_touch_the_job,
     credentials_move_to_the_current_key_so_old_keys_can_go,
     what_doctor_reads,
+    the_crm_mirror_upserts_searches_sweeps_and_pauses,
 );
 
 /// `doctor`'s reads: the migrations against the binary's, which key sealed each credential,
@@ -821,4 +822,211 @@ async fn read(
             Provider::Fathom,
         )
         .await
+}
+
+async fn the_crm_mirror_upserts_searches_sweeps_and_pauses(store: Store, _db: &TestDb) {
+    use followup_bot::domain::crm::{Account, Contact, Deal, MirrorObject, Record};
+    let tenant = store.ensure_tenant("T0MIRROR").await.unwrap().id;
+    let other = store.ensure_tenant("T0OTHER").await.unwrap().id;
+    let crono = Provider::Crono;
+    let account = |id: &str, name: &str, web: &str| {
+        Record::Account(Account {
+            id: id.into(),
+            name: name.into(),
+            website: Some(web.into()),
+        })
+    };
+    let contact = |id: &str, name: &str, email: &str, account: Option<&str>| {
+        Record::Contact(Contact {
+            id: id.into(),
+            name: name.into(),
+            email: Some(email.into()),
+            account_id: account.map(Into::into),
+            account_name: None,
+        })
+    };
+    let deal = |id: &str, open: bool| Record::Deal {
+        deal: Deal {
+            id: id.into(),
+            account_id: "a1".into(),
+            name: format!("Deal {id}"),
+            stage: "proposal".into(),
+            amount: Some(10.5),
+            currency: Some("EUR".into()),
+            close_date: None,
+        },
+        open,
+    };
+    let t0 = followup_bot::store::now();
+    let applied = store
+        .mirror_apply(
+            tenant,
+            crono,
+            &[
+                account("a1", "Ünicorn 100% Labs", "https://www.unicorn.example/"),
+                account("a2", "Other_Co", "other.example"),
+                contact("c1", "Zoë Müller", "Zoe@Unicorn.example", Some("a1")),
+                contact("c2", "Zed", "zed@other.example", None),
+                deal("d1", true),
+                deal("d2", true),
+            ],
+            t0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.upserted, 6);
+    // Case-insensitive beyond ASCII, LIKE's own characters taken literally.
+    let found = store
+        .mirror_search_accounts(tenant, crono, "ünicorn", 20)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(
+        store
+            .mirror_search_accounts(tenant, crono, "100%", 20)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .mirror_search_accounts(tenant, crono, "r_c", 20)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .mirror_search_accounts(tenant, crono, "%", 20)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let zoe = store
+        .mirror_search_contacts(tenant, crono, "ZOË", 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        zoe[0].account_name.as_deref(),
+        Some("Ünicorn 100% Labs"),
+        "from the account"
+    );
+    assert_eq!(
+        store
+            .mirror_search_contacts(tenant, crono, "zoe@", 20)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let by_email = store
+        .mirror_contacts_by_email(tenant, crono, " ZOE@unicorn.EXAMPLE ")
+        .await
+        .unwrap();
+    assert_eq!(by_email.len(), 1);
+    let by_domain = store
+        .mirror_accounts_by_domain(tenant, crono, "unicorn.example")
+        .await
+        .unwrap();
+    assert_eq!(by_domain[0].id, "a1");
+    // Scoped to the team and the provider.
+    assert!(
+        store
+            .mirror_search_accounts(other, crono, "uni", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .mirror_search_accounts(tenant, Provider::Hubspot, "uni", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A closed deal leaves; a sweep deletes what it did not see.
+    let applied = store
+        .mirror_apply(tenant, crono, &[deal("d1", false)], t0)
+        .await
+        .unwrap();
+    assert_eq!(applied.removed, 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let sweep = followup_bot::store::now();
+    store
+        .mirror_apply(
+            tenant,
+            crono,
+            &[account("a1", "Ünicorn", "unicorn.example")],
+            sweep,
+        )
+        .await
+        .unwrap();
+    let gone = store
+        .mirror_delete_unseen(tenant, crono, MirrorObject::Accounts, sweep)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    assert!(
+        store
+            .mirror_account(tenant, crono, "a2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let counts = store.mirror_counts(tenant, crono).await.unwrap();
+    assert_eq!((counts.accounts, counts.contacts, counts.deals), (1, 2, 1));
+    store
+        .mirror_forget_other_crms(tenant, Provider::Hubspot)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mirror_counts(tenant, crono).await.unwrap().contacts,
+        0
+    );
+
+    // Cursors, the log and the pause switch.
+    assert!(
+        !store
+            .mirror_ready(tenant, crono, MirrorObject::Deals)
+            .await
+            .unwrap()
+    );
+    let mut cursor = store
+        .sync_cursor(tenant, crono, MirrorObject::Deals)
+        .await
+        .unwrap();
+    cursor.since = Some(t0);
+    cursor.after = Some("45".into());
+    store.put_sync_cursor(&cursor).await.unwrap();
+    assert_eq!(
+        store
+            .sync_cursor(tenant, crono, MirrorObject::Deals)
+            .await
+            .unwrap(),
+        cursor
+    );
+    assert!(
+        store
+            .mirror_ready(tenant, crono, MirrorObject::Deals)
+            .await
+            .unwrap()
+    );
+    assert!(store.crm_sync_pause(tenant).await.unwrap().is_none());
+    let user = store.ensure_user(tenant, "U0ADMIN").await.unwrap();
+    store
+        .set_crm_sync_pause(tenant, Some(user.id), true)
+        .await
+        .unwrap();
+    let pause = store.crm_sync_pause(tenant).await.unwrap().unwrap();
+    assert!(pause.paused);
+    assert_eq!(pause.changed_by, Some(user.id));
+    store
+        .set_crm_sync_pause(tenant, Some(user.id), false)
+        .await
+        .unwrap();
+    assert!(!store.crm_sync_pause(tenant).await.unwrap().unwrap().paused);
 }

@@ -15,8 +15,8 @@ use super::oauth::OAuthApp;
 use super::{Crm, CrmError, Guard};
 use crate::clients::{decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, website_domain,
-    with_email,
+    Account, Contact, Deal, DealChange, Listed, Listing, Made, MirrorObject, NewNote, NewTask,
+    Record, Stage, TaskType, parse_modified, website_domain, with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -467,6 +467,158 @@ impl Crm for Session {
     fn account_link(&self, _account_id: &str) -> Option<String> {
         // A record's page needs the portal id, which the token answer does not carry.
         None
+    }
+
+    /// The search endpoint filtered on the modified-since property (`lastmodifieddate` for
+    /// contacts, `hs_lastmodifieddate` for companies and deals) and paged by id
+    /// (`hs_object_id GT` the last one, ascending), not by `after`: a search pages through
+    /// at most 10,000 results, and a keyset has no such end. A deal's company comes from the
+    /// v4 associations (one batch read per page), its openness from the pipelines' stages.
+    async fn list_changed(
+        &self,
+        object: MirrorObject,
+        listing: &Listing,
+    ) -> Result<Listed, CrmError> {
+        let (kind, modified, properties): (&str, &str, Vec<&str>) = match object {
+            MirrorObject::Accounts => (
+                "companies",
+                "hs_lastmodifieddate",
+                COMPANY_PROPERTIES.to_vec(),
+            ),
+            MirrorObject::Contacts => ("contacts", "lastmodifieddate", CONTACT_PROPERTIES.to_vec()),
+            MirrorObject::Deals => ("deals", "hs_lastmodifieddate", DEAL_PROPERTIES.to_vec()),
+        };
+        let mut properties = properties;
+        properties.push(modified);
+        let mut filters = Vec::new();
+        if let Some(since) = listing.since {
+            filters.push(json!({ "propertyName": modified, "operator": "GTE",
+                                 "value": since.timestamp_millis().to_string() }));
+        }
+        if let Some(after) = &listing.after {
+            filters.push(json!({ "propertyName": "hs_object_id", "operator": "GT",
+                                 "value": after }));
+        }
+        let mut body = json!({
+            "properties": properties,
+            "sorts": [{ "propertyName": "hs_object_id", "direction": "ASCENDING" }],
+            "limit": LIST_PAGE,
+        });
+        if !filters.is_empty() {
+            body["filterGroups"] = json!([{ "filters": filters }]);
+        }
+        let operation = match object {
+            MirrorObject::Accounts => "companies.search",
+            MirrorObject::Contacts => "contacts.search",
+            MirrorObject::Deals => "deals.search",
+        };
+        let (found, _) = self.search(operation, kind, body).await?;
+        let mut listed = Listed {
+            next: if found.len() >= LIST_PAGE {
+                found.last().and_then(id_of)
+            } else {
+                None
+            },
+            newest: found
+                .iter()
+                .filter_map(|r| prop(r, modified).and_then(|t| hubspot_time(&t)))
+                .max(),
+            ..Listed::default()
+        };
+        match object {
+            MirrorObject::Accounts => {
+                listed.records = found
+                    .iter()
+                    .filter_map(company)
+                    .map(Record::Account)
+                    .collect();
+            }
+            MirrorObject::Contacts => {
+                listed.records = found
+                    .iter()
+                    .filter_map(contact)
+                    .map(Record::Contact)
+                    .collect();
+            }
+            MirrorObject::Deals => {
+                if found.is_empty() {
+                    return Ok(listed);
+                }
+                let closed: Vec<String> = self
+                    .stages()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.closed)
+                    .map(|s| s.id)
+                    .collect();
+                let ids: Vec<String> = found.iter().filter_map(id_of).collect();
+                let companies = self.deal_companies(&ids).await?;
+                listed.records = found
+                    .iter()
+                    .filter_map(|r| {
+                        let id = id_of(r)?;
+                        let company = companies
+                            .iter()
+                            .find(|(deal, _)| *deal == id)
+                            .map(|(_, c)| c.as_str())
+                            .unwrap_or("");
+                        deal(r, company)
+                    })
+                    .map(|d| Record::Deal {
+                        open: !closed.contains(&d.stage),
+                        deal: d,
+                    })
+                    .collect();
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// Records per listing page (a search allows 200).
+const LIST_PAGE: usize = 100;
+
+/// HubSpot's times: ISO 8601, or epoch milliseconds.
+fn hubspot_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_modified(text).or_else(|| {
+        text.parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+    })
+}
+
+impl Session {
+    /// (deal id, company id) of each deal with a company: `POST
+    /// /crm/v4/associations/deals/companies/batch/read`.
+    async fn deal_companies(&self, deals: &[String]) -> Result<Vec<(String, String)>, CrmError> {
+        let inputs: Vec<Value> = deals.iter().map(|id| json!({ "id": id })).collect();
+        let answer = self
+            .call(
+                "associations.read",
+                reqwest::Method::POST,
+                "/crm/v4/associations/deals/companies/batch/read",
+                Some(json!({ "inputs": inputs })),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for result in answer["results"].as_array().into_iter().flatten() {
+            let from = match &result["from"]["id"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            let to = result["to"].as_array().and_then(|t| t.first()).and_then(
+                |t| match &t["toObjectId"] {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                },
+            );
+            if let Some(to) = to {
+                out.push((from, to));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -12,7 +12,10 @@ use async_trait::async_trait;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::clients::ApiError;
-use crate::domain::crm::{Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage};
+use crate::domain::crm::{
+    Account, Contact, Deal, DealChange, Listed, Listing, Made, MirrorObject, NewNote, NewTask,
+    Stage,
+};
 use crate::domain::ids::TenantId;
 use crate::domain::provider::Provider;
 
@@ -107,7 +110,8 @@ impl CrmError {
         )
     }
 
-    fn kind(&self) -> &'static str {
+    /// A machine code for the kind of failure (metrics, the sync log): never provider text.
+    pub fn kind(&self) -> &'static str {
         match self {
             CrmError::Refused { .. } => "refused",
             CrmError::Forbidden { .. } => "forbidden",
@@ -176,6 +180,15 @@ pub trait Crm: Send + Sync {
     async fn create_task(&self, task: &NewTask) -> Result<Made, CrmError>;
     /// A link to the account's page in the CRM, for confirmations.
     fn account_link(&self, account_id: &str) -> Option<String>;
+    /// One bounded page of the records of `object` modified since `listing.since` (every
+    /// record without it), for the mirror, on the provider's own modified-since field. Deals
+    /// come open and closed alike, so closed ones can leave the mirror. Deleted records are
+    /// not listed by any of the four: the mirror finds them with a full listing (a sweep).
+    async fn list_changed(
+        &self,
+        object: MirrorObject,
+        listing: &Listing,
+    ) -> Result<Listed, CrmError>;
 }
 
 /// How a request may be retried.

@@ -22,8 +22,8 @@ use tokio::sync::OnceCell;
 use super::{Crm, CrmError, Guard};
 use crate::clients::{ApiError, decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, TaskType, with_domain,
-    with_email,
+    Account, Contact, Deal, DealChange, Listed, Listing, Made, MirrorObject, NewNote, NewTask,
+    Record, Stage, TaskType, parse_modified, with_domain, with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -784,7 +784,90 @@ impl Crm for Session {
             self.keys.url
         ))
     }
+
+    /// `search_read` on `write_date >=` the cursor (Odoo's UTC `YYYY-MM-DD HH:MM:SS`), paged
+    /// by id (`id >` the last one, ordered by id). Opportunities are asked for archived or
+    /// not (`active in [true, false]`): a lost one is archived, and must leave the mirror.
+    async fn list_changed(
+        &self,
+        object: MirrorObject,
+        listing: &Listing,
+    ) -> Result<Listed, CrmError> {
+        let mut domain = match object {
+            MirrorObject::Accounts => vec![json!(["is_company", "=", true])],
+            MirrorObject::Contacts => vec![json!(["is_company", "=", false])],
+            MirrorObject::Deals => vec![
+                json!(["type", "=", "opportunity"]),
+                json!(["active", "in", [true, false]]),
+            ],
+        };
+        if let Some(since) = listing.since {
+            domain.push(json!([
+                "write_date",
+                ">=",
+                since.format("%Y-%m-%d %H:%M:%S").to_string()
+            ]));
+        }
+        if let Some(after) = listing.after.as_deref().and_then(|a| a.parse::<i64>().ok()) {
+            domain.push(json!(["id", ">", after]));
+        }
+        let (operation, model, fields): (&'static str, &str, Vec<&str>) = match object {
+            MirrorObject::Deals => ("opportunities.list", "crm.lead", LEAD_FIELDS.to_vec()),
+            MirrorObject::Accounts => ("partners.list", "res.partner", PARTNER_FIELDS.to_vec()),
+            MirrorObject::Contacts => ("partners.list", "res.partner", PARTNER_FIELDS.to_vec()),
+        };
+        let mut fields = fields;
+        fields.push("write_date");
+        let list = self
+            .search_read(operation, model, json!(domain), &fields, LIST_PAGE, 0)
+            .await?;
+        let mut listed = Listed {
+            next: if list.len() >= LIST_PAGE {
+                list.last().and_then(id_of)
+            } else {
+                None
+            },
+            newest: list
+                .iter()
+                .filter_map(|r| text(r, "write_date").and_then(|t| parse_modified(&t)))
+                .max(),
+            ..Listed::default()
+        };
+        listed.records = match object {
+            MirrorObject::Accounts => list
+                .iter()
+                .filter_map(account)
+                .map(Record::Account)
+                .collect(),
+            MirrorObject::Contacts => list
+                .iter()
+                .filter_map(contact)
+                .map(Record::Contact)
+                .collect(),
+            MirrorObject::Deals => {
+                if list.is_empty() {
+                    return Ok(listed);
+                }
+                let won = self.won_stages().await?;
+                list.iter()
+                    .filter_map(|r| {
+                        let partner = many2one(r, "partner_id")
+                            .map(|(id, _)| id.to_string())
+                            .unwrap_or_default();
+                        let open = r.get("active") != Some(&Value::Bool(false))
+                            && many2one(r, "stage_id")
+                                .is_none_or(|(stage, _)| !won.contains(&stage));
+                        deal(r, &partner).map(|deal| Record::Deal { deal, open })
+                    })
+                    .collect()
+            }
+        };
+        Ok(listed)
+    }
 }
+
+/// Records per listing page.
+const LIST_PAGE: usize = 100;
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,8 @@ use super::oauth::OAuthApp;
 use super::{Crm, CrmError, Guard};
 use crate::clients::{decode, send};
 use crate::domain::crm::{
-    Account, Contact, Deal, DealChange, Made, NewNote, NewTask, Stage, with_domain, with_email,
+    Account, Contact, Deal, DealChange, Listed, Listing, Made, MirrorObject, NewNote, NewTask,
+    Record, Stage, parse_modified, with_domain, with_email,
 };
 use crate::domain::provider::Provider;
 
@@ -86,6 +87,18 @@ impl Session {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CrmError> {
+        self.call_since(operation, method, path, body, None).await
+    }
+
+    /// `call`, with `If-Modified-Since` when `since` is given (304 reads as nothing).
+    async fn call_since(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Value, CrmError> {
         self.guard
             .run(operation, || {
                 let mut request = self
@@ -99,6 +112,12 @@ impl Session {
                     );
                 if let Some(body) = &body {
                     request = request.json(body);
+                }
+                if let Some(since) = since {
+                    request = request.header(
+                        "If-Modified-Since",
+                        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
                 }
                 async move {
                     let text = send(PROVIDER, operation, request).await?;
@@ -438,5 +457,116 @@ impl Crm for Session {
             "https://crm.zoho.{tld}/crm/tab/Accounts/{}",
             urlencode(account_id)
         ))
+    }
+
+    /// `GET /crm/v8/{module}?fields&sort_by=Modified_Time&sort_order=asc&per_page=200` with
+    /// `If-Modified-Since` for a delta (304, or 204, is nothing changed). Pages by `page` up
+    /// to Zoho's 2,000 records, then by the `page_token` Zoho hands out for more: the
+    /// token is `p:<page>` or `t:<page_token>`.
+    async fn list_changed(
+        &self,
+        object: MirrorObject,
+        listing: &Listing,
+    ) -> Result<Listed, CrmError> {
+        let (module, fields, operation) = match object {
+            MirrorObject::Accounts => (
+                "Accounts",
+                "Account_Name,Website,Modified_Time",
+                "accounts.list",
+            ),
+            MirrorObject::Contacts => (
+                "Contacts",
+                "Full_Name,First_Name,Last_Name,Email,Account_Name,Modified_Time",
+                "contacts.list",
+            ),
+            MirrorObject::Deals => (
+                "Deals",
+                "Deal_Name,Stage,Amount,Closing_Date,Currency,Account_Name,Modified_Time",
+                "deals.list",
+            ),
+        };
+        let per_page = PAGE.to_string();
+        let mut pairs = vec![
+            ("fields", fields.to_owned()),
+            ("per_page", per_page),
+            ("sort_by", "Modified_Time".to_owned()),
+            ("sort_order", "asc".to_owned()),
+        ];
+        let after = listing.after.as_deref().unwrap_or("p:1");
+        let page: usize = match after.split_once(':') {
+            Some(("t", token)) => {
+                pairs.push(("page_token", token.to_owned()));
+                0
+            }
+            Some((_, n)) => n.parse().unwrap_or(1),
+            None => 1,
+        };
+        if page > 0 {
+            pairs.push(("page", page.to_string()));
+        }
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let answer = self
+            .call_since(
+                operation,
+                reqwest::Method::GET,
+                &format!("/{module}?{}", query(&refs)),
+                None,
+                listing.since,
+            )
+            .await?;
+        let list = answer["data"].as_array().cloned().unwrap_or_default();
+        let info = &answer["info"];
+        let next = if info["more_records"].as_bool() == Some(true) {
+            match text(info, "next_page_token") {
+                Some(token) => Some(format!("t:{token}")),
+                None if page > 0 => Some(format!("p:{}", page + 1)),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let mut listed = Listed {
+            next,
+            newest: list
+                .iter()
+                .filter_map(|r| text(r, "Modified_Time").and_then(|t| parse_modified(&t)))
+                .max(),
+            ..Listed::default()
+        };
+        listed.records = match object {
+            MirrorObject::Accounts => list
+                .iter()
+                .filter_map(account)
+                .map(Record::Account)
+                .collect(),
+            MirrorObject::Contacts => list
+                .iter()
+                .filter_map(contact)
+                .map(Record::Contact)
+                .collect(),
+            MirrorObject::Deals => {
+                if list.is_empty() {
+                    return Ok(listed);
+                }
+                let closed: Vec<String> = self
+                    .stages()
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.closed)
+                    .map(|s| s.id)
+                    .collect();
+                list.iter()
+                    .filter_map(|r| {
+                        let account = text(&r["Account_Name"], "id").unwrap_or_default();
+                        deal(r, &account)
+                    })
+                    .map(|d| Record::Deal {
+                        open: !closed.contains(&d.stage),
+                        deal: d,
+                    })
+                    .collect()
+            }
+        };
+        Ok(listed)
     }
 }

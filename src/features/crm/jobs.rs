@@ -187,6 +187,23 @@ impl JobHandler for WriteToCrm {
             }),
         }
         .map_err(|e| job_error(e, crm.provider()))?;
+        // The CRM took it: now the mirror (a closing stage takes the deal out).
+        if let Request::Deal { change, .. } = &request {
+            let closed = match &change.stage {
+                Some(stage) => crm
+                    .stages()
+                    .await
+                    .map(|stages| stages.iter().any(|s| s.closed && &s.id == stage))
+                    .unwrap_or_else(|e| {
+                        warn!(code = e.kind(), "could not read the stages for the mirror");
+                        false
+                    }),
+                None => false,
+            };
+            services
+                .mirror_deal_written(write.tenant_id, crm.provider(), change, closed)
+                .await;
+        }
         let link = crm.account_link(request.account_id());
         if !services
             .store

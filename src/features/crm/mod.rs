@@ -1,7 +1,7 @@
 //! The team's CRM (Crono first): connecting it (`/crono-connect`, admins and owners only),
 //! autocomplete, `/crono-add-task`, `/crono-add-note`, `/crono-search`, the follow-up's CRM
 //! Note / View Deals / Create Task buttons, open deals and their edit, and the one job that
-//! writes to the CRM. `/crm-*` spellings answer too.
+//! writes to the CRM; the CRM mirror's sync. `/crm-*` spellings answer too.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ mod connect;
 mod deals;
 mod followup;
 mod jobs;
+mod mirror;
 mod note;
 mod oauth;
 mod search;
@@ -22,6 +23,7 @@ mod views;
 pub use deals::parse_amount;
 pub use followup::note_text;
 pub use jobs::WRITE_JOB;
+pub use mirror::{TeamRun, sync_once, sync_team};
 
 use crate::services::home::actions as home;
 use search::{SearchButton, Then};
@@ -70,6 +72,7 @@ pub fn register(features: &mut Features) {
         features.action(id, followup::FollowupButton(purpose));
     }
     features.jobs.add(WRITE_JOB, Arc::new(jobs::WriteToCrm));
+    mirror::register(features);
     features.http.push(Box::new(oauth::routes));
     // The link button of the connect window: Slack reports the click; the browser does the rest.
     features.action("crm_oauth_open", connect::LinkOpened);

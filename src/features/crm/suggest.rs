@@ -1,6 +1,6 @@
 //! Autocomplete for the CRM's pickers (`external_select`): answered in the `block_suggestion`
-//! ack itself, within Slack's 3 s, with at most one CRM request per keystroke and answers
-//! cached briefly per team.
+//! ack itself, within Slack's 3 s: from the CRM mirror in the database once it is backfilled,
+//! else with at most one CRM request per keystroke and answers cached briefly per team.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::views::{NONE_VALUE, account_option, contact_option, option};
 use crate::clients::crm::Calls;
 use crate::dispatch::{Ack, Ctx, Handler, HandlerResult};
+use crate::domain::ids::TenantId;
 use crate::services::Services;
 use crate::slack::envelope::SlackEvent;
 
@@ -49,6 +50,42 @@ fn hint(text: &str) -> Ack {
     options(vec![option(text, NONE_VALUE)])
 }
 
+/// The options from the CRM mirror, once the mirror of this list is backfilled (`None`
+/// before, or when the database fails: the CRM is searched instead).
+async fn from_mirror(
+    services: &Services,
+    tenant: TenantId,
+    list: List,
+    query: &str,
+) -> Option<Vec<Value>> {
+    let provider = match services.store.team_crm(tenant).await {
+        Ok(Some(provider)) => provider,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = ?e, "autocomplete: could not read the team's CRM");
+            return None;
+        }
+    };
+    let found = match list {
+        List::Contacts => services
+            .mirror_contacts(tenant, provider, query, RESULTS)
+            .await
+            .map(|found| found.map(|l| l.iter().map(contact_option).collect::<Vec<_>>())),
+        List::Accounts => services
+            .mirror_accounts(tenant, provider, query, RESULTS)
+            .await
+            .map(|found| found.map(|l| l.iter().map(account_option).collect::<Vec<_>>())),
+    };
+    match found {
+        Ok(Some(found)) if found.is_empty() => Some(vec![option(list.empty(), NONE_VALUE)]),
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = ?e, "autocomplete: could not read the CRM mirror");
+            None
+        }
+    }
+}
+
 #[async_trait]
 impl Handler for Suggest {
     async fn ack(&self, services: &Services, event: &SlackEvent, payload: &Value) -> Ack {
@@ -75,6 +112,9 @@ impl Handler for Suggest {
         let key = query.to_lowercase();
         if let Some(cached) = services.suggestions.get(tenant.id, self.0.key(), &key) {
             return Ack::Stop(Some(json!({ "options": cached })));
+        }
+        if let Some(list) = from_mirror(services, tenant.id, self.0, &query).await {
+            return options(list);
         }
         let crm = match services.crm(tenant.id, Calls::Interactive).await {
             Ok(Ok(crm)) => crm,

@@ -25,6 +25,8 @@ pub fn settings(slack: &FakeSlack, db: &TestDb) -> Vec<(String, String)> {
         ("ENCRYPTION_KEY", followup_bot::crypto::generate_key()),
         ("HTTP_ADDR", "127.0.0.1:0".to_owned()),
         ("LOG_FORMAT", "json".to_owned()),
+        // The CRM mirror's sync runs only when a test asks (`features::crm::sync_once`).
+        ("CRM_SYNC_INTERVAL_SECS", "0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -21,6 +21,14 @@
 //!   `POST /Notes {data:{accountId (required), description, opportunityId?, prospectIds?}}`;
 //!   `POST /Tasks {data:{accountId, prospectId, type, subject, description, activityDate
 //!   (RFC 3339), automatic}}`. Unknown routes answer 404.
+//! - Listing for the mirror: every search takes `lastModifiedDateFrom` (RFC 3339; records
+//!   with an older `lastModifiedDate` are left out) and pages by `pagination.offset` in the
+//!   order records were added. Changes made through the helpers ([`FakeCrono::rename_account`],
+//!   [`FakeCrono::set_deal_stage`], …) and through `PATCH /Opportunities` stamp
+//!   `lastModifiedDate` with the current time; deletions ([`FakeCrono::delete`]) are not
+//!   listed anywhere, as in Crono. [`FakeCrono::set_search_delay`] delays only searches that
+//!   name something (`name` or `email`), i.e. what autocomplete and matching send, not
+//!   listings.
 #![allow(dead_code)]
 
 use std::collections::{HashSet, VecDeque};
@@ -50,7 +58,13 @@ struct St {
     requests: Vec<(String, String, Value)>,
     failures: VecDeque<(u16, Option<u64>)>,
     delay: Duration,
+    search_delay: Duration,
     stages_missing: bool,
+    deleted: Vec<String>,
+}
+
+fn stamp() -> Value {
+    json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 #[derive(Clone)]
@@ -104,7 +118,7 @@ impl FakeCrono {
     pub fn add_prospect(&self, id: &str, first: &str, last: &str, email: &str, account: &str) {
         self.lock().prospects.push(json!({
             "objectId": id, "firstName": first, "lastName": last, "email": email,
-            "accountId": account,
+            "accountId": account, "lastModifiedDate": "2026-11-30T10:00:00Z",
         }));
     }
 
@@ -135,6 +149,73 @@ impl FakeCrono {
     /// Every answer waits this long first.
     pub fn set_delay(&self, delay: Duration) {
         self.lock().delay = delay;
+    }
+
+    /// Searches naming something (`name` or `email`: autocomplete, matching) wait this long
+    /// first; listings do not.
+    pub fn set_search_delay(&self, delay: Duration) {
+        self.lock().search_delay = delay;
+    }
+
+    /// Renames an account (modified now).
+    pub fn rename_account(&self, id: &str, name: &str) {
+        let mut st = self.lock();
+        if let Some(a) = st.accounts.iter_mut().find(|a| a["objectId"] == id) {
+            a["name"] = json!(name);
+            a["lastModifiedDate"] = stamp();
+        }
+    }
+
+    /// Renames a prospect (modified now).
+    pub fn rename_prospect(&self, id: &str, first: &str, last: &str) {
+        let mut st = self.lock();
+        if let Some(p) = st.prospects.iter_mut().find(|p| p["objectId"] == id) {
+            p["firstName"] = json!(first);
+            p["lastName"] = json!(last);
+            p["lastModifiedDate"] = stamp();
+        }
+    }
+
+    /// Moves a deal to a stage (modified now).
+    pub fn set_deal_stage(&self, id: &str, stage: &str) {
+        let mut st = self.lock();
+        if let Some(d) = st.deals.iter_mut().find(|d| d["objectId"] == id) {
+            d["stage"] = json!(stage);
+            d["lastModifiedDate"] = stamp();
+        }
+    }
+
+    /// Deletes an account, prospect or deal: it is simply gone.
+    pub fn delete(&self, id: &str) {
+        let mut st = self.lock();
+        st.accounts.retain(|r| r["objectId"] != id);
+        st.prospects.retain(|r| r["objectId"] != id);
+        st.deals.retain(|r| r["objectId"] != id);
+        st.deleted.push(id.to_owned());
+    }
+
+    /// The ids deleted so far.
+    pub fn deleted(&self) -> Vec<String> {
+        self.lock().deleted.clone()
+    }
+
+    /// The searches naming nothing (listings) sent to a path ending with `suffix`.
+    pub fn listings(&self, suffix: &str) -> Vec<Value> {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|(_, p, b)| p.ends_with(suffix) && !names_something(b))
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+
+    /// The searches naming something sent to a path ending with `suffix`.
+    pub fn searches(&self, suffix: &str) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|(_, p, b)| p.ends_with(suffix) && names_something(b))
+            .count()
     }
 
     /// `GET /Opportunities/stages` answers 404, as if Crono had no such route.
@@ -230,7 +311,29 @@ fn refused(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// A search for something by name or email (not a listing).
+fn names_something(body: &Value) -> bool {
+    ["name", "email"]
+        .iter()
+        .any(|k| body[k].as_str().is_some_and(|v| !v.is_empty()))
+}
+
+/// Leaves out records modified before the body's `lastModifiedDateFrom`.
+fn modified_since(list: Vec<Value>, body: &Value) -> Vec<Value> {
+    let parse = |v: &Value| {
+        v.as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let Some(since) = parse(&body["lastModifiedDateFrom"]) else {
+        return list;
+    };
+    list.into_iter()
+        .filter(|r| parse(&r["lastModifiedDate"]).is_none_or(|at| at >= since))
+        .collect()
+}
+
 fn page(list: Vec<Value>, body: &Value) -> Value {
+    let list = modified_since(list, body);
     let limit = body["pagination"]["limit"].as_u64().unwrap_or(25).min(100) as usize;
     let offset = body["pagination"]["offset"].as_u64().unwrap_or(0) as usize;
     list.into_iter().skip(offset).take(limit).collect()
@@ -287,7 +390,12 @@ async fn handle(
         } else {
             st.failures.pop_front()
         };
-        (failure, st.delay)
+        let delay = if path.ends_with("/search") && names_something(&body) {
+            st.delay + st.search_delay
+        } else {
+            st.delay
+        };
+        (failure, delay)
     };
     changed.notify_waiters();
     if !delay.is_zero() {
@@ -407,6 +515,7 @@ fn route(st: &mut St, method: &Method, path: &str, body: &Value) -> Response {
                     deal[field] = data[field].clone();
                 }
             }
+            deal["lastModifiedDate"] = stamp();
             wrapped(StatusCode::OK, deal.clone())
         }
         ("POST", "/Notes") => {

@@ -19,6 +19,12 @@
 //!   unknown `dealstage` is 400); `POST /crm/v3/objects/notes` and `/tasks` with association
 //!   type ids checked (note: 190 company, 202 contact, 214 deal; task: 192, 204, 216).
 //!   Property values are strings; contacts carry `associatedcompanyid`, not the company name.
+//! - For the mirror: filters also take `GT`, `GTE`, `LT`, `LTE` (numbers, and datetimes as
+//!   epoch milliseconds), `hs_object_id` and the modified-since properties (`lastmodifieddate`
+//!   on contacts, `hs_lastmodifieddate` on companies and deals, each record's own time);
+//!   `sorts` by `hs_object_id` (numerically); `POST /crm/v4/associations/deals/companies/
+//!   batch/read {inputs:[{id}]}` gives each deal's company. [`FakeHubSpot::touch`] changes a
+//!   record (modified now), [`FakeHubSpot::delete`] removes one (search never lists it again).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -394,6 +400,50 @@ fn token_endpoint(st: &Mutex<St>, body: &[u8]) -> Response {
     .into_response()
 }
 
+impl FakeHubSpot {
+    /// Sets properties of a record (`companies`, `contacts`, `deals`), modified now.
+    pub fn touch(&self, kind: &str, id: &str, properties: Value) {
+        let mut st = self.st.lock().unwrap();
+        let Some(list) = kind_list(&mut st, kind) else {
+            return;
+        };
+        if let Some(record) = list.iter_mut().find(|r| r["id"] == id) {
+            for (k, v) in properties.as_object().cloned().unwrap_or_default() {
+                record["properties"][k] = v;
+            }
+            record["modified"] =
+                json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
+    }
+
+    /// A live access token, as if a token call had made it.
+    pub fn issue_access_token(&self) -> String {
+        let token = format!("hs-access-{}", uuid::Uuid::new_v4().simple());
+        self.st.lock().unwrap().access.push(token.clone());
+        token
+    }
+
+    /// Deletes a record: no search finds it again.
+    pub fn delete(&self, kind: &str, id: &str) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(list) = kind_list(&mut st, kind) {
+            list.retain(|r| r["id"] != id);
+        }
+    }
+}
+
+const SEEDED: &str = "2026-11-30T10:00:00Z";
+
+fn modified_of(record: &Value) -> String {
+    record["modified"].as_str().unwrap_or(SEEDED).to_owned()
+}
+
+fn millis(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
 fn kind_list<'a>(st: &'a mut St, kind: &str) -> Option<&'a mut Vec<Value>> {
     match kind {
         "companies" => Some(&mut st.companies),
@@ -415,12 +465,14 @@ fn public(record: &Value, properties: &[String]) -> Value {
     if properties.is_empty() {
         props = all;
     }
+    let modified = modified_of(record);
     props.insert("hs_object_id".into(), record["id"].clone());
     props.insert("createdate".into(), json!("2026-11-01T10:00:00Z"));
-    props.insert("hs_lastmodifieddate".into(), json!("2026-11-30T10:00:00Z"));
+    props.insert("hs_lastmodifieddate".into(), json!(modified));
+    props.insert("lastmodifieddate".into(), json!(modified));
     json!({
         "id": record["id"], "properties": props,
-        "createdAt": "2026-11-01T10:00:00Z", "updatedAt": "2026-11-30T10:00:00Z",
+        "createdAt": "2026-11-01T10:00:00Z", "updatedAt": modified,
         "archived": false
     })
 }
@@ -428,6 +480,12 @@ fn public(record: &Value, properties: &[String]) -> Value {
 fn value_of(record: &Value, property: &str) -> String {
     if property == "associations.company" {
         return record["company"].as_str().unwrap_or("").to_owned();
+    }
+    if property == "hs_object_id" {
+        return record["id"].as_str().unwrap_or("").to_owned();
+    }
+    if property == "hs_lastmodifieddate" || property == "lastmodifieddate" {
+        return millis(&modified_of(record)).unwrap_or(0).to_string();
     }
     match &record["properties"][property] {
         Value::String(s) => s.clone(),
@@ -449,6 +507,17 @@ fn filter_matches(record: &Value, filter: &Value) -> bool {
             .any(|v| v.as_str().is_some_and(|v| v.to_lowercase() == actual)),
         "CONTAINS_TOKEN" => actual.contains(value.trim_matches('*')),
         "HAS_PROPERTY" => !actual.is_empty(),
+        op @ ("GT" | "GTE" | "LT" | "LTE") => {
+            let (Ok(a), Ok(v)) = (actual.parse::<f64>(), value.parse::<f64>()) else {
+                return false;
+            };
+            match op {
+                "GT" => a > v,
+                "GTE" => a >= v,
+                "LT" => a < v,
+                _ => a <= v,
+            }
+        }
         _ => false,
     }
 }
@@ -513,6 +582,13 @@ fn crm(
                 })
                 .cloned()
                 .collect();
+            let mut found = found;
+            if body["sorts"][0]["propertyName"] == "hs_object_id" {
+                found.sort_by_key(|r| r["id"].as_str().and_then(|i| i.parse::<u64>().ok()));
+                if body["sorts"][0]["direction"] == "DESCENDING" {
+                    found.reverse();
+                }
+            }
             let total = found.len();
             let results: Vec<Value> = found
                 .iter()
@@ -542,6 +618,36 @@ fn crm(
                 "id": "default", "label": "Sales Pipeline", "displayOrder": 0, "stages": stages
             }]}))
             .into_response()
+        }
+        (
+            "POST",
+            [
+                "crm",
+                "v4",
+                "associations",
+                "deals",
+                "companies",
+                "batch",
+                "read",
+            ],
+        ) => {
+            let results: Vec<Value> = body["inputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|input| {
+                    let deal = st.deals.iter().find(|d| d["id"] == input["id"])?;
+                    let company = deal["company"].as_str().filter(|c| !c.is_empty())?;
+                    Some(json!({
+                        "from": { "id": deal["id"] },
+                        "to": [{ "toObjectId": company.parse::<u64>().map(Value::from)
+                                    .unwrap_or_else(|_| json!(company)),
+                                 "associationTypes": [{ "category": "HUBSPOT_DEFINED",
+                                                        "typeId": 5, "label": null }] }]
+                    }))
+                })
+                .collect();
+            axum::Json(json!({ "status": "COMPLETE", "results": results })).into_response()
         }
         ("GET", ["crm", "v3", "objects", kind, id]) => {
             let properties: Vec<String> = query

@@ -14,7 +14,9 @@
 //! `child_of` (on `partner_id`, with `parent_id` children), `limit`, `offset`; archived
 //! records (`active: false`) are left out unless the domain names `active`, as Odoo does.
 //! `write(ids, vals)`, `create(vals_list | vals)`, `message_post(ids, body, message_type,
-//! subtype_xmlid)` (kept in `mail.message`). Seeded: `ir.model` res.partner, the activity
+//! subtype_xmlid)` (kept in `mail.message`). For the mirror: `>`, `>=`, `<`, `<=` (numbers,
+//! and `write_date` as Odoo's `YYYY-MM-DD HH:MM:SS` text), `order: "id"`; every record has a
+//! `write_date`, set to now by [`FakeOdoo::touch`]; [`FakeOdoo::unlink`] deletes one. Seeded: `ir.model` res.partner, the activity
 //! types Email / Call / To-Do, the stages New, Qualified, Proposition, Won (`is_won`).
 //!
 //! Faults: [`FakeOdoo::fail_next`] answers the next model calls with an HTTP status (with
@@ -166,7 +168,34 @@ impl FakeOdoo {
         );
     }
 
+    /// Writes values on a record, as Odoo's `write` (its `write_date` now).
+    pub fn touch(&self, model: &str, id: i64, values: Value) {
+        let mut st = self.lock();
+        let Some(record) = st
+            .models
+            .get_mut(model)
+            .and_then(|list| list.iter_mut().find(|r| r["id"] == id))
+        else {
+            return;
+        };
+        for (k, v) in values.as_object().cloned().unwrap_or_default() {
+            record[k] = v;
+        }
+        record["write_date"] = json!(chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string());
+    }
+
+    /// Deletes a record, as Odoo's `unlink`.
+    pub fn unlink(&self, model: &str, id: i64) {
+        if let Some(list) = self.lock().models.get_mut(model) {
+            list.retain(|r| r["id"] != id);
+        }
+    }
+
     fn insert(&self, model: &str, record: Value) {
+        let mut record = record;
+        if record.get("write_date").is_none() {
+            record["write_date"] = json!("2026-11-30 10:00:00");
+        }
         self.lock()
             .models
             .entry(model.to_owned())
@@ -486,6 +515,9 @@ fn run(
                 .filter(|r| matches(st, r, &domain))
                 .cloned()
                 .collect();
+            if named.get("order").and_then(Value::as_str) == Some("id") {
+                found.sort_by_key(|r| r["id"].as_i64());
+            }
             if named.get("order").and_then(Value::as_str) == Some("sequence, id") {
                 found.sort_by_key(|r| (r["sequence"].as_i64(), r["id"].as_i64()));
             }
@@ -634,6 +666,22 @@ fn matches(st: &St, record: &Value, domain: &Value) -> bool {
             "ilike" => text(&scalar).contains(&text(value)),
             "=ilike" => text(&scalar) == text(value),
             "in" => value.as_array().is_some_and(|l| l.contains(&scalar)),
+            op @ (">" | ">=" | "<" | "<=") => {
+                let order = match (&scalar, value) {
+                    (Value::Number(a), Value::Number(b)) => a
+                        .as_f64()
+                        .partial_cmp(&b.as_f64())
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                    (Value::String(a), Value::String(b)) => a.cmp(b),
+                    _ => return false,
+                };
+                match op {
+                    ">" => order.is_gt(),
+                    ">=" => order.is_ge(),
+                    "<" => order.is_lt(),
+                    _ => order.is_le(),
+                }
+            }
             "child_of" => {
                 let Some(root) = value.as_i64() else {
                     return false;

@@ -18,6 +18,10 @@
 //!   `forecast_type`: a custom "Signed" stage is won, so a name match fails), `PUT /Deals`,
 //!   `POST /Notes`, `POST /Tasks` with per-record results (a refused record is HTTP 202 with
 //!   `status: "error"`).
+//! - For the mirror: `GET /crm/v8/{Accounts|Contacts|Deals}?fields&sort_by=Modified_Time&
+//!   sort_order=asc&page&per_page` (≤ 200; `info.more_records`), with `If-Modified-Since`
+//!   leaving out records modified before it and answering **304** when none is left.
+//!   [`FakeZoho::touch`] changes a record (modified now), [`FakeZoho::delete`] removes one.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -217,6 +221,7 @@ impl FakeZoho {
             "id": id, "Deal_Name": name, "Stage": stage, "Amount": amount,
             "Closing_Date": "2027-03-31", "Currency": "EUR",
             "Account_Name": { "id": account_id, "name": "" },
+            "Modified_Time": "2026-11-30T10:00:00+01:00",
         }));
     }
 
@@ -364,6 +369,13 @@ async fn handle(
             tokio::time::sleep(delay).await;
         }
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut query = query;
+        if let Some(since) = headers
+            .get("if-modified-since")
+            .and_then(|v| v.to_str().ok())
+        {
+            query.insert(IF_MODIFIED_SINCE.to_owned(), since.to_owned());
+        }
         api(&st, &method, rest, &query, json)
     } else {
         api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
@@ -460,6 +472,67 @@ fn criteria_matches(record: &Value, criteria: &str) -> bool {
         "starts_with" => actual.starts_with(&value),
         _ => false,
     }
+}
+
+/// Where the `If-Modified-Since` header travels to `api`, beside the query.
+const IF_MODIFIED_SINCE: &str = "\u{0}if-modified-since";
+
+impl FakeZoho {
+    /// Sets fields of a record (`Accounts`, `Contacts`, `Deals`), modified now.
+    pub fn touch(&self, module: &str, id: &str, fields: Value) {
+        let mut st = self.lock();
+        let list = match module {
+            "Accounts" => &mut st.accounts,
+            "Contacts" => &mut st.contacts,
+            _ => &mut st.deals,
+        };
+        if let Some(record) = list.iter_mut().find(|r| r["id"] == id) {
+            for (k, v) in fields.as_object().cloned().unwrap_or_default() {
+                record[k] = v;
+            }
+            record["Modified_Time"] = json!(chrono::Utc::now().to_rfc3339());
+        }
+    }
+
+    /// Deletes a record.
+    pub fn delete(&self, id: &str) {
+        let mut st = self.lock();
+        st.accounts.retain(|r| r["id"] != id);
+        st.contacts.retain(|r| r["id"] != id);
+        st.deals.retain(|r| r["id"] != id);
+    }
+
+    /// A live access token of `region`, as if a token call had made it.
+    pub fn issue_access_token(&self, region: Region) -> String {
+        let token = format!("zoho-access-{}", uuid::Uuid::new_v4().simple());
+        self.lock().access.push((region, token.clone()));
+        token
+    }
+}
+
+fn modified(record: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    record["Modified_Time"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+}
+
+/// A module's records list, modified since the header's time, oldest change first.
+fn list_module(list: &[Value], query: &HashMap<String, String>) -> Response {
+    let since = query
+        .get(IF_MODIFIED_SINCE)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let mut found: Vec<Value> = list
+        .iter()
+        .filter(|r| since.is_none_or(|s| modified(r).is_none_or(|m| m >= s)))
+        .cloned()
+        .collect();
+    if query.get("sort_by").map(String::as_str) == Some("Modified_Time") {
+        found.sort_by_key(modified);
+    }
+    if since.is_some() && found.is_empty() {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    page_of(found, query)
 }
 
 fn page_of(list: Vec<Value>, query: &HashMap<String, String>) -> Response {
@@ -570,6 +643,9 @@ fn api(
             Some(account) => axum::Json(json!({ "data": [account] })).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         },
+        ("GET", ["Accounts"]) => list_module(&st.accounts, query),
+        ("GET", ["Contacts"]) => list_module(&st.contacts, query),
+        ("GET", ["Deals"]) => list_module(&st.deals, query),
         ("GET", ["Accounts", id, "Deals"]) => {
             let found: Vec<Value> = st
                 .deals
