@@ -1,5 +1,6 @@
 //! The team's settings, for Slack's workspace admins and owners and the bot admins: who the
-//! bot admins are and how long the team's follow-ups are kept. Everyone else is refused with
+//! bot admins are, how long the team's follow-ups are kept, and the CRM sync's pause switch
+//! (also on App Home). Everyone else is refused with
 //! who can do it; the right is checked again at submit, fresh. Every change is audited.
 
 use async_trait::async_trait;
@@ -12,7 +13,7 @@ use crate::domain::ids::TenantId;
 use crate::services::Services;
 use crate::services::admins::{OPEN_TEAM_SETTINGS, is_slack_user_id};
 use crate::slack::envelope::SlackEvent;
-use crate::slack::payload::trigger_id;
+use crate::slack::payload::{action_value, trigger_id};
 
 const CALLBACK: &str = "team_settings";
 /// The most bot admins a team may name.
@@ -25,7 +26,10 @@ const WHAT: &str = "change the team's settings";
 pub fn register(features: &mut crate::registry::Features) {
     features.action(OPEN_TEAM_SETTINGS, TeamOpen);
     features.submission(CALLBACK, TeamSubmit);
+    features.action(crate::services::home::actions::CRM_SYNC, SyncSwitch);
 }
+
+const SYNC_WHAT: &str = "pause or resume the team's CRM sync";
 
 fn option(value: &str, text: &str) -> Value {
     json!({ "text": { "type": "plain_text", "text": text }, "value": value })
@@ -84,8 +88,42 @@ pub async fn team_view(services: &Services, tenant: TenantId) -> anyhow::Result<
                 "retention_options",
                 Value::Array(choices.iter().map(|(v, t)| option(v, t)).collect()),
             )
-            .set("more", Value::Array(Vec::new())),
+            .set("more", Value::Array(sync_blocks(services, tenant).await)),
     )?)
+}
+
+/// With a CRM connected: the sync's state, and its switch.
+async fn sync_blocks(services: &Services, tenant: TenantId) -> Vec<Value> {
+    let status = match services.crm_sync_status(tenant).await {
+        Ok(status) if status.provider.is_some() => status,
+        Ok(_) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the CRM sync's status");
+            return Vec::new();
+        }
+    };
+    let on = option("on", "On: the CRM is copied here for instant search");
+    let paused = option("paused", "Paused: nothing is read from the CRM");
+    vec![
+        json!({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": crate::services::mirror::sync_summary(&status),
+            }],
+        }),
+        json!({
+            "type": "input",
+            "block_id": "crm_sync",
+            "label": { "type": "plain_text", "text": "CRM sync" },
+            "element": {
+                "type": "radio_buttons",
+                "action_id": "value",
+                "initial_option": if status.paused { paused.clone() } else { on.clone() },
+                "options": [on, paused],
+            },
+        }),
+    ]
 }
 
 /// "Team settings" pressed (in the person's settings or App Home).
@@ -121,6 +159,8 @@ impl Handler for TeamOpen {
 struct Submitted {
     admins: Vec<String>,
     retention: Option<u32>,
+    /// The sync's switch, when the window had it: paused or not.
+    sync_paused: Option<bool>,
 }
 
 fn read(
@@ -167,9 +207,15 @@ fn read(
             unique.push(a);
         }
     }
+    let sync_paused = match values["crm_sync"]["value"]["selected_option"]["value"].as_str() {
+        Some("paused") => Some(true),
+        Some("on") => Some(false),
+        _ => None,
+    };
     Ok(Submitted {
         admins: unique,
         retention,
+        sync_paused,
     })
 }
 
@@ -214,6 +260,13 @@ impl Handler for TeamSubmit {
             services
                 .set_team_retention(tenant.id, user.id, submitted.retention)
                 .await?;
+            if let Some(paused) = submitted.sync_paused
+                && services.crm_sync_status(tenant.id).await?.paused != paused
+            {
+                services
+                    .set_crm_sync_paused(tenant.id, user.id, paused)
+                    .await?;
+            }
             anyhow::Ok(())
         };
         match tokio::time::timeout(crate::dispatch::ACK_BUDGET / 2, saved).await {
@@ -228,6 +281,36 @@ impl Handler for TeamSubmit {
 
     async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
         cx.services.refresh_home(cx.tenant.id, cx.user.id).await;
+        Ok(())
+    }
+}
+
+/// App Home's Pause sync / Resume sync (admins; asked again here).
+pub struct SyncSwitch;
+
+#[async_trait]
+impl Handler for SyncSwitch {
+    async fn handle(&self, cx: &Ctx, _event: SlackEvent) -> HandlerResult {
+        let services = &cx.services;
+        if !services
+            .is_team_admin(cx.tenant.id, &cx.user.slack_user_id)
+            .await
+        {
+            cx.tell(&services.only_admins(Some(cx.tenant.id), SYNC_WHAT).await)
+                .await?;
+            return Ok(());
+        }
+        let paused = match action_value(&cx.payload).as_deref() {
+            Some("pause") => true,
+            Some("resume") => false,
+            _ => return Ok(()),
+        };
+        if services.crm_sync_status(cx.tenant.id).await?.paused != paused {
+            services
+                .set_crm_sync_paused(cx.tenant.id, cx.user.id, paused)
+                .await?;
+        }
+        services.refresh_home(cx.tenant.id, cx.user.id).await;
         Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub mod actions {
     pub const CRM_CONNECT: &str = "home_crm_connect";
     pub const CRM_DISCONNECT: &str = "home_crm_disconnect";
     pub const SETTINGS_EDIT: &str = "home_settings_edit";
+    /// Pauses or resumes the team's CRM sync (value `pause` or `resume`; admins).
+    pub const CRM_SYNC: &str = "home_crm_sync";
 }
 
 /// Gmail, as far as this person is concerned.
@@ -51,6 +53,8 @@ pub struct HomeData {
     pub crm: Option<(Provider, Option<String>)>,
     /// Whether the person may connect the team's CRM.
     pub admin: bool,
+    /// The team's CRM sync, for admins when a CRM is connected.
+    pub sync: Option<super::mirror::SyncStatus>,
     pub followups: Vec<Listed>,
 }
 
@@ -161,6 +165,25 @@ fn connections(home: &HomeData) -> anyhow::Result<Vec<Value>> {
         )?,
         (_, false) => line(crm)?,
     });
+    if let (true, Some(sync)) = (home.admin, &home.sync) {
+        let (action, label) = if sync.paused {
+            ("resume", "Resume sync")
+        } else {
+            ("pause", "Pause sync")
+        };
+        rows.push(row(
+            format!(
+                ":arrows_counterclockwise: {}",
+                super::mirror::sync_summary(sync)
+            ),
+            blocks::HOME_BUTTON.render(
+                &Vars::new()
+                    .set("action_id", CRM_SYNC)
+                    .set("label", label)
+                    .set("value", action),
+            )?,
+        )?);
+    }
     if home.admin {
         rows.push(row(
             ":gear: *Team settings* (admins): bot admins and how long follow-ups are kept."
@@ -317,6 +340,17 @@ impl Services {
             None => None,
         };
         let admin = self.is_team_admin(tenant, &user.slack_user_id).await;
+        let sync = if admin && crm.is_some() {
+            match self.crm_sync_status(tenant).await {
+                Ok(status) => Some(status),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the CRM sync's status");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let followups = self.store.latest_followups(tenant, user.id, LATEST).await?;
         Ok(HomeData {
             user,
@@ -324,6 +358,7 @@ impl Services {
             gmail,
             crm,
             admin,
+            sync,
             followups,
         })
     }

@@ -316,3 +316,47 @@ impl Services {
         }
     }
 }
+
+/// The sync's state in one mrkdwn line for admins (App Home, the team settings): on or
+/// paused, what is mirrored, the last run and the last error (a machine code, never the
+/// CRM's words).
+pub fn sync_summary(status: &SyncStatus) -> String {
+    let time = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let state = if status.paused {
+        match &status.paused_at {
+            Some(at) => format!("paused since {}", time(at)),
+            None => "paused".to_owned(),
+        }
+    } else if status.objects.iter().all(|o| o.ready) {
+        "on".to_owned()
+    } else {
+        "on (the first copy is under way)".to_owned()
+    };
+    let c = &status.counts;
+    let mut text = format!(
+        "*CRM sync*: {state}. Mirrored: {} accounts, {} contacts, {} open deals.",
+        c.accounts, c.contacts, c.deals
+    );
+    if let Some(last) = status
+        .objects
+        .iter()
+        .filter_map(|o| o.last_run.as_ref())
+        .max_by_key(|r| r.finished_at)
+    {
+        text.push_str(&format!(" Last run {}.", time(&last.finished_at)));
+    }
+    if let Some(error) = status
+        .objects
+        .iter()
+        .filter_map(|o| o.last_error.as_ref())
+        .max_by_key(|r| r.finished_at)
+    {
+        text.push_str(&format!(
+            " Last error: {} {} at {}.",
+            crate::blocks::escape(&error.object),
+            crate::blocks::escape(error.error_code.as_deref().unwrap_or("error")),
+            time(&error.finished_at)
+        ));
+    }
+    text
+}

@@ -252,6 +252,7 @@ fn home_snapshots() {
         gmail: Gmail::NotConnected,
         crm: None,
         admin: false,
+        sync: None,
         followups: Vec::new(),
     };
     let view = serde_json::to_value(home_view(&fresh).unwrap()).unwrap();
@@ -275,6 +276,7 @@ fn home_snapshots() {
         gmail: Gmail::Connected(Some("ada@acme.test".into())),
         crm: Some((Provider::Hubspot, Some("U0ADMIN".into()))),
         admin: true,
+        sync: Some(sync_status()),
         followups: vec![
             done,
             listed("f1", "Globex discovery", "drafting"),
@@ -289,5 +291,60 @@ fn home_snapshots() {
         "{text}"
     );
     assert!(!text.contains("<!channel>"));
+    assert!(
+        text.contains("*CRM sync*: on. Mirrored: 120 accounts, 4500 contacts, 17 open deals."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Last error: contacts rate_limited at 2026-12-01 09:05 UTC."),
+        "{text}"
+    );
+    assert!(
+        text.contains("home_crm_sync") && text.contains("Pause sync"),
+        "{text}"
+    );
     insta::assert_json_snapshot!("home_connected", view);
+}
+
+/// A team's CRM sync: every object copied, the contacts' last run rate limited.
+fn sync_status() -> followup_bot::services::mirror::SyncStatus {
+    use followup_bot::domain::crm::MirrorObject;
+    use followup_bot::services::mirror::{ObjectStatus, SyncStatus};
+    use followup_bot::store::mirror::{MirrorCounts, SyncMode, SyncRun};
+    let at = |h: u32, m: u32| {
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 12, 1, h, m, 0).unwrap()
+    };
+    let run = |object: MirrorObject, finished, outcome: &str, code: Option<&str>| SyncRun {
+        object: object.as_str().to_owned(),
+        mode: "delta".to_owned(),
+        started_at: finished,
+        finished_at: finished,
+        outcome: outcome.to_owned(),
+        pages: 1,
+        upserted: 3,
+        removed: 0,
+        error_code: code.map(str::to_owned),
+    };
+    SyncStatus {
+        provider: Some(followup_bot::domain::provider::Provider::Hubspot),
+        paused: false,
+        paused_by: None,
+        paused_at: None,
+        counts: MirrorCounts {
+            accounts: 120,
+            contacts: 4500,
+            deals: 17,
+        },
+        objects: MirrorObject::ALL
+            .into_iter()
+            .map(|object| ObjectStatus {
+                object,
+                ready: true,
+                mode: SyncMode::Delta,
+                last_run: Some(run(object, at(9, 10), "ok", None)),
+                last_error: (object == MirrorObject::Contacts)
+                    .then(|| run(object, at(9, 5), "error", Some("rate_limited"))),
+            })
+            .collect(),
+    }
 }

@@ -219,3 +219,84 @@ async fn a_teams_shorter_retention_purges_only_its_own_sqlite() {
 async fn a_teams_shorter_retention_purges_only_its_own_postgres() {
     team_retention(Backend::Postgres).await;
 }
+
+async fn sync_switch(backend: Backend) {
+    let c = super::crm::C::new(backend).await;
+    let w = &c.w;
+    w.slack.set_user(BOB, person(BOB, true));
+    let app = w.app();
+    let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
+    let paused = || async { app.crm_sync_status(tenant.id).await.unwrap().paused };
+    let press = |user: &'static str, value: &'static str| {
+        let url = format!("sync-{user}-{value}");
+        let mut click = payloads::block_actions(TEAM, user, "home_crm_sync", value, None);
+        click["payload"]["response_url"] = json!(w.slack.response_url(&url));
+        let id = w.send(click);
+        (id, url)
+    };
+
+    // Ada (no admin) is refused, naming who can; nothing changes.
+    let (id, url) = press(ADA, "pause");
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let post = w.slack.wait_for_response_post(&url, WAIT).await.unwrap();
+    assert!(
+        text_of(&post.body).contains(
+            "Only a Slack workspace admin or owner can pause or resume the team's CRM sync"
+        ),
+        "{}",
+        post.body
+    );
+    assert!(!paused().await);
+
+    // Bob (a Slack admin) pauses it from App Home; audited.
+    let (id, _) = press(BOB, "pause");
+    w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !paused().await {
+        assert!(Instant::now() < deadline, "never paused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = app.store.audit_entries(tenant.id).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "crm_sync_paused"),
+        "{audit:?}"
+    );
+
+    // Bob names Ada a bot admin; she resumes it from the team settings' switch.
+    let bob = app.store.ensure_user(tenant.id, BOB).await.unwrap();
+    app.set_bot_admins(tenant.id, bob.id, BOB, &[ADA.to_owned()])
+        .await
+        .unwrap();
+    let settings = w.settings_modal(ADA).await;
+    let team = w.press_team_settings(ADA, &settings).await;
+    assert!(
+        text_of(&team).contains("*CRM sync*: paused since"),
+        "{team}"
+    );
+    let state = json!({
+        "bot_admins": { "value": { "type": "multi_users_select", "selected_users": [ADA] } },
+        "retention": { "value": { "type": "static_select",
+            "selected_option": { "value": "default", "text": { "type": "plain_text", "text": "d" } } } },
+        "crm_sync": { "value": { "type": "radio_buttons",
+            "selected_option": { "value": "on", "text": { "type": "plain_text", "text": "On" } } } },
+    });
+    let id = w.send(payloads::view_submission_for(TEAM, ADA, &team, state));
+    let ack = w.slack.wait_for_ack(&id, WAIT).await.unwrap();
+    assert!(ack.payload.is_none(), "{ack:?}");
+    assert!(!paused().await, "resumed");
+    let audit = app.store.audit_entries(tenant.id).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "crm_sync_resumed"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_admins_and_bot_admins_flip_the_crm_sync_switch_sqlite() {
+    sync_switch(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn only_admins_and_bot_admins_flip_the_crm_sync_switch_postgres() {
+    sync_switch(Backend::Postgres).await;
+}
