@@ -408,6 +408,24 @@ impl Store {
         Ok(())
     }
 
+    /// Everything mirrored of the team's CRM, and its cursors: the CRM was disconnected, so
+    /// nothing of it stays here.
+    pub async fn mirror_forget_team(&self, tenant: TenantId) -> anyhow::Result<()> {
+        for sql in [
+            "DELETE FROM crm_mirror_accounts WHERE tenant_id = $1",
+            "DELETE FROM crm_mirror_contacts WHERE tenant_id = $1",
+            "DELETE FROM crm_mirror_deals WHERE tenant_id = $1",
+            "DELETE FROM crm_sync_cursors WHERE tenant_id = $1",
+        ] {
+            on_pool!(self, pool => sqlx::query(sql)
+                .bind(tenant)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
     /// Accounts whose name contains `query` (any case), by name.
     pub async fn mirror_search_accounts(
         &self,

@@ -510,6 +510,8 @@ impl Handler for DisconnectCommand {
                 .await?;
         }
         services.suggestions.forget_team(cx.tenant.id);
+        // The mirror of its records goes with the connection.
+        services.store.mirror_forget_team(cx.tenant.id).await?;
         services.refresh_home(cx.tenant.id, cx.user.id).await;
         if removed {
             let provider = provider.unwrap_or(Provider::Crono);

@@ -355,6 +355,21 @@ async fn the_pause_switch_stops_every_sync(backend: Backend) {
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
     assert!(actions.contains(&"crm_sync_paused"), "{actions:?}");
     assert!(actions.contains(&"crm_sync_resumed"), "{actions:?}");
+
+    // A Slack admin disconnects the CRM: nothing of its records stays mirrored.
+    m.slack.set_user(
+        "U0ADMIN",
+        serde_json::json!({ "id": "U0ADMIN", "team_id": TEAM, "is_admin": true,
+            "real_name": "Ann Admin", "profile": { "email": "ann@seller.example" } }),
+    );
+    let (_, url_id) = m.command("U0ADMIN", "/crono-disconnect").await;
+    m.slack.wait_for_response_post(&url_id, WAIT).await.unwrap();
+    let left = app
+        .store
+        .mirror_counts(m.tenant, Provider::Crono)
+        .await
+        .unwrap();
+    assert_eq!((left.accounts, left.contacts, left.deals), (0, 0, 0));
     m.w.stop().await;
 }
 
