@@ -20,8 +20,13 @@ pub struct Dispatcher {
     tasks: tokio_util::task::TaskTracker,
 }
 
-const SORRY: &str = "Sorry, something went wrong on our side and nothing was changed. Please \
-                     try again in a minute.";
+/// What a person is told of a failure that is ours; the id is in the log line beside it.
+fn sorry(id: &str) -> String {
+    format!(
+        "Sorry, something went wrong on our side and nothing was changed. Please try again in \
+         a minute; if it keeps happening, tell your admin the error id `{id}`."
+    )
+}
 
 /// How one envelope ended, for the metrics.
 enum Outcome {
@@ -115,9 +120,11 @@ impl Dispatcher {
                 found
             }
             Err(e) => {
-                error!(error = ?e, "could not load the tenant and user");
+                // The same words, with an error id, as any unexpected failure.
+                let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+                error!(error = ?e, error_id = %id, "could not load the tenant and user");
                 if let Some(view_id) = &view_id {
-                    self.show_in_modal(view_id, SORRY).await;
+                    self.show_in_modal(view_id, &sorry(&id)).await;
                 }
                 return Outcome::Failed;
             }
@@ -185,10 +192,7 @@ impl Dispatcher {
             }
             HandlerError::Unexpected { id, error } => {
                 error!(error = ?error, error_id = %id, "handler failed");
-                format!(
-                    "Sorry, something went wrong on our side and nothing was changed. Please try \
-                     again in a minute; if it keeps happening, tell your admin the error id `{id}`."
-                )
+                sorry(&id)
             }
         };
         match &cx.view_id {

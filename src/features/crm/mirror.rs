@@ -49,7 +49,7 @@ async fn run(services: Arc<Services>, shutdown: CancellationToken) {
             Ok(true) => {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    result = sync_once(&services) => if let Err(e) = result {
+                    result = sync_all(&services, Some(interval)) => if let Err(e) = result {
                         warn!(error = ?e, "the CRM sync failed; it runs again next interval");
                     },
                 }
@@ -72,8 +72,14 @@ pub struct TeamRun {
     pub errors: Vec<(MirrorObject, String)>,
 }
 
-/// One run over every team with a connected CRM (a test hook, and the task's body).
+/// One run over every team with a connected CRM (a test hook).
 pub async fn sync_once(services: &Services) -> anyhow::Result<()> {
+    sync_all(services, None).await
+}
+
+/// The task's run: with `lease`, the lease is renewed before each team (a run may outlast
+/// one interval) and the run stops if another replica holds it by then.
+async fn sync_all(services: &Services, lease: Option<Duration>) -> anyhow::Result<()> {
     let mut teams: Vec<TenantId> = services
         .store
         .crm_connections()
@@ -84,6 +90,15 @@ pub async fn sync_once(services: &Services) -> anyhow::Result<()> {
         .collect();
     teams.dedup();
     for tenant in teams {
+        if let Some(ttl) = lease
+            && !services
+                .store
+                .try_lease(LEASE, &services.instance_id, ttl)
+                .await?
+        {
+            warn!("another replica took the CRM sync over; this run stops");
+            break;
+        }
         if let Err(e) = sync_team(services, tenant).await {
             warn!(error = ?e, tenant = %tenant, "the CRM sync of a team failed");
         }
