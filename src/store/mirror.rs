@@ -448,7 +448,9 @@ impl Store {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Contacts whose name or email contains `query` (any case), with their account's name.
+    /// Contacts whose name or email contains `query` (any case), with their account's name:
+    /// the mirrored account's (a rename is listed on the account, not on its contacts), else
+    /// the one the contact was listed with.
     pub async fn mirror_search_contacts(
         &self,
         tenant: TenantId,
@@ -458,7 +460,7 @@ impl Store {
     ) -> anyhow::Result<Vec<Contact>> {
         let rows: Vec<ContactRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT c.remote_id, c.name, c.email, c.account_id,
-                    COALESCE(c.account_name, a.name) AS account_name
+                    COALESCE(a.name, c.account_name) AS account_name
              FROM crm_mirror_contacts c
              LEFT JOIN crm_mirror_accounts a
                     ON a.tenant_id = c.tenant_id AND a.provider = c.provider
@@ -484,7 +486,7 @@ impl Store {
     ) -> anyhow::Result<Vec<Contact>> {
         let rows: Vec<ContactRow> = on_pool!(self, pool => sqlx::query_as(
             "SELECT c.remote_id, c.name, c.email, c.account_id,
-                    COALESCE(c.account_name, a.name) AS account_name
+                    COALESCE(a.name, c.account_name) AS account_name
              FROM crm_mirror_contacts c
              LEFT JOIN crm_mirror_accounts a
                     ON a.tenant_id = c.tenant_id AND a.provider = c.provider

@@ -23,6 +23,7 @@ mod home;
 mod install;
 mod lifecycle;
 mod mirror;
+mod mirror_providers;
 mod pii;
 mod webhooks;
 

@@ -849,10 +849,13 @@ impl Crm for Session {
                     return Ok(listed);
                 }
                 let won = self.won_stages().await?;
+                let companies = self.companies_of(&list).await?;
                 list.iter()
                     .filter_map(|r| {
+                        // A person's opportunity is their company's, as `open_deals`'s
+                        // `child_of` has it (a lead of Marco's is Acme Corp's).
                         let partner = many2one(r, "partner_id")
-                            .map(|(id, _)| id.to_string())
+                            .map(|(id, _)| companies.get(&id).copied().unwrap_or(id).to_string())
                             .unwrap_or_default();
                         let open = r.get("active") != Some(&Value::Bool(false))
                             && many2one(r, "stage_id")
@@ -868,6 +871,39 @@ impl Crm for Session {
 
 /// Records per listing page.
 const LIST_PAGE: usize = 100;
+
+impl Session {
+    /// The company (`parent_id`) of each of these opportunities' partners that is a person
+    /// of one, archived or not: one `search_read` for the page.
+    async fn companies_of(
+        &self,
+        leads: &[Value],
+    ) -> Result<std::collections::HashMap<i64, i64>, CrmError> {
+        let mut ids: Vec<i64> = leads
+            .iter()
+            .filter_map(|r| many2one(r, "partner_id").map(|(id, _)| id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let partners = self
+            .search_read(
+                "partners.list",
+                "res.partner",
+                json!([["id", "in", ids], ["active", "in", [true, false]]]),
+                &["id", "parent_id"],
+                ids.len(),
+                0,
+            )
+            .await?;
+        Ok(partners
+            .iter()
+            .filter_map(|p| Some((p["id"].as_i64()?, many2one(p, "parent_id")?.0)))
+            .collect())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -28,10 +28,10 @@ fn person(user: &str, is_admin: bool) -> Value {
     })
 }
 
-struct O {
-    w: World,
-    hub: FakeHubSpot,
-    zoho: FakeZoho,
+pub(super) struct O {
+    pub(super) w: World,
+    pub(super) hub: FakeHubSpot,
+    pub(super) zoho: FakeZoho,
 }
 
 impl std::ops::Deref for O {
@@ -43,6 +43,11 @@ impl std::ops::Deref for O {
 
 impl O {
     async fn new(backend: Backend) -> Self {
+        Self::with(backend, &[]).await
+    }
+
+    /// `new`, with more settings (the mirror's, say).
+    pub(super) async fn with(backend: Backend, more: &[(&str, &str)]) -> Self {
         let hub = FakeHubSpot::start(HUB_ID, HUB_SECRET).await;
         let zoho = FakeZoho::start(ZOHO_ID, ZOHO_SECRET).await;
         let servers = format!(
@@ -62,13 +67,14 @@ impl O {
             ("ZOHO_ACCOUNTS_URL", zoho.accounts_url(Region::Us)),
             ("ZOHO_ACCOUNTS_SERVERS", servers),
         ];
-        let extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        extra.extend_from_slice(more);
         let w = World::new(backend, false, &extra).await;
         w.slack.set_user(ADA, person(ADA, true));
         O { w, hub, zoho }
     }
 
-    async fn tenant(&self) -> followup_bot::domain::ids::TenantId {
+    pub(super) async fn tenant(&self) -> followup_bot::domain::ids::TenantId {
         self.app().store.ensure_tenant(TEAM).await.unwrap().id
     }
 
@@ -119,9 +125,18 @@ impl O {
         (page, callback, start.cookie)
     }
 
-    async fn connect_hubspot(&self) {
+    pub(super) async fn connect_hubspot(&self) {
         let link = self.connect_link(ADA, "hubspot", "HubSpot").await;
         let (page, _, _) = self.consent(&link, |url| self.hub.consent(url)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+
+    /// Zoho connected by Ada for an account in `region`'s data centre.
+    pub(super) async fn connect_zoho(&self, region: Region) {
+        let link = self.connect_link(ADA, "zoho", "Zoho CRM").await;
+        let (page, _, _) = self
+            .consent(&link, |url| self.zoho.consent(url, region))
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
     }
 

@@ -247,9 +247,9 @@ async fn odoo_connects_with_credentials_it_accepts_over_json2_or_jsonrpc() {
 }
 
 /// A team with Odoo connected over `protocol`, Ada in Rome, and a small CRM.
-struct O {
-    w: World,
-    odoo: FakeOdoo,
+pub(super) struct O {
+    pub(super) w: World,
+    pub(super) odoo: FakeOdoo,
 }
 
 impl std::ops::Deref for O {
@@ -260,13 +260,22 @@ impl std::ops::Deref for O {
 }
 
 impl O {
-    async fn new(backend: Backend, protocol: Protocol) -> Self {
+    pub(super) async fn new(backend: Backend, protocol: Protocol) -> Self {
+        Self::with(backend, protocol, &[]).await
+    }
+
+    /// `new`, with more settings (the mirror's, say).
+    pub(super) async fn with(
+        backend: Backend,
+        protocol: Protocol,
+        settings: &[(&str, &str)],
+    ) -> Self {
         let odoo = FakeOdoo::start().await;
         odoo.add_key(API_KEY);
         if protocol == Protocol::Jsonrpc {
             odoo.without_json2();
         }
-        let w = World::new(backend, false, &[]).await;
+        let w = World::new(backend, false, settings).await;
         w.slack.set_user(ADA, person(ADA, false));
         let app = w.app();
         let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
