@@ -31,6 +31,8 @@ const TASK_TYPES: &[(&str, &str)] = &[
     ("inmail", "InMail"),
 ];
 const AUTO: &str = "auto";
+/// The longest the admin check may hold the settings window.
+const ADMIN_CHECK: std::time::Duration = std::time::Duration::from_millis(1000);
 
 fn option(value: &str, text: &str) -> Value {
     json!({ "text": { "type": "plain_text", "text": text }, "value": value })
@@ -113,10 +115,15 @@ impl Handler for SettingsCommand {
         let Some(trigger) = trigger_id(&event) else {
             return Ok(());
         };
-        let admin = cx
-            .services
-            .is_team_admin(cx.tenant.id, &cx.user.slack_user_id)
-            .await;
+        // Asked before the window opens, so within the trigger's 3 s: a slow Slack costs the
+        // Team settings button (App Home has it too), never the window.
+        let admin = tokio::time::timeout(
+            ADMIN_CHECK,
+            cx.services
+                .is_team_admin(cx.tenant.id, &cx.user.slack_user_id),
+        )
+        .await
+        .unwrap_or(false);
         cx.services
             .slack
             .views_open(&trigger, settings_view(&cx.user, admin)?)

@@ -11,13 +11,7 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_followup-bot");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::free_port;
 
 /// The shipped binary in `dir`, with an empty environment (the caller sets what it needs).
 pub(crate) fn bot(dir: &std::path::Path) -> Command {

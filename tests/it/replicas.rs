@@ -33,13 +33,7 @@ const CLIENT_SECRET: &str = "GOCSPX-SECRETreplicas0001";
 const PUBLIC: &str = "https://followup.example";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::free_port;
 
 /// One bot process: its sidecar port, its log file, its Socket Mode connections.
 struct Replica {

@@ -21,18 +21,21 @@ pub(super) struct C {
 
 impl C {
     pub(super) async fn new(backend: Backend) -> Self {
+        Self::with(backend, &[]).await
+    }
+
+    /// The bot, with `more` settings, and Crono connected with Acme Corp, Acme Labs and
+    /// their two prospects.
+    pub(super) async fn with(backend: Backend, more: &[(&str, &str)]) -> Self {
         let crono = FakeCrono::start().await;
         crono.add_keys(PUBLIC_KEY, PRIVATE_KEY);
         let url = crono.base_url();
-        let w = World::new(
-            backend,
-            false,
-            &[
-                ("CRONO_API_URL", url.as_str()),
-                ("CRONO_APP_URL", "https://app.crono.example"),
-            ],
-        )
-        .await;
+        let mut settings = vec![
+            ("CRONO_API_URL", url.as_str()),
+            ("CRONO_APP_URL", "https://app.crono.example"),
+        ];
+        settings.extend_from_slice(more);
+        let w = World::new(backend, false, &settings).await;
         w.slack.set_user(
             ADA,
             json!({

@@ -6,20 +6,14 @@
 //! their account from the mirror, and the pause switch stopping every sync of the team.
 
 use super::*;
-use crate::support::fake_crono::FakeCrono;
-use followup_bot::clients::crm::crono::CronoKeys;
 use followup_bot::domain::crm::MirrorObject;
 use followup_bot::domain::ids::TenantId;
 use followup_bot::features::crm::sync_team;
-use followup_bot::store::credentials::NewCredential;
 use followup_bot::store::mirror::SyncMode;
-
-const PUBLIC_KEY: &str = "crono-pub-mirror";
-const PRIVATE_KEY: &str = "crono-SECRETprivate-mirror";
 
 struct M {
     w: World,
-    crono: FakeCrono,
+    crono: crate::support::fake_crono::FakeCrono,
     tenant: TenantId,
 }
 
@@ -34,60 +28,15 @@ impl M {
     /// The bot with Crono connected; `prospects` extra prospects of Acme Corp besides Marco
     /// and Maria; two pages of each object per run.
     async fn new(backend: Backend, prospects: usize) -> Self {
-        let crono = FakeCrono::start().await;
-        crono.add_keys(PUBLIC_KEY, PRIVATE_KEY);
-        let url = crono.base_url();
-        let w = World::new(
+        let super::crm::C { w, crono } = super::crm::C::with(
             backend,
-            false,
             &[
-                ("CRONO_API_URL", url.as_str()),
                 ("CRM_SYNC_PAGES_PER_RUN", "2"),
                 ("CRM_REQUESTS_PER_SECOND", "11"),
             ],
         )
         .await;
-        w.slack.set_user(
-            ADA,
-            json!({
-                "id": ADA, "team_id": TEAM, "name": "ada", "real_name": "Ada Seller",
-                "is_admin": false, "is_owner": false, "tz": "Europe/Rome", "tz_offset": 3600,
-                "profile": { "email": "ada@seller.example", "real_name": "Ada Seller" }
-            }),
-        );
-        let app = w.app();
-        let tenant = app.store.ensure_tenant(TEAM).await.unwrap();
-        let keys = CronoKeys {
-            public_key: PUBLIC_KEY.into(),
-            private_key: PRIVATE_KEY.into(),
-        };
-        app.store
-            .put_credential(
-                &app.cipher,
-                NewCredential {
-                    tenant: tenant.id,
-                    subject: Subject::Tenant,
-                    provider: Provider::Crono,
-                    secret: &keys.seal_text(),
-                    account_email: None,
-                    api_domain: None,
-                    expires_at: None,
-                    scopes: None,
-                    metadata: json!({ "connected_by": "U0ADMIN" }),
-                },
-            )
-            .await
-            .unwrap();
-        crono.add_account("acc-1", "Acme Corp", "https://www.acme.example/");
-        crono.add_account("acc-2", "Acme Labs", "acmelabs.example");
-        crono.add_prospect("pr-1", "Marco", "Rossi", "marco@acme.example", "acc-1");
-        crono.add_prospect(
-            "pr-2",
-            "Maria",
-            "Bianchi",
-            "maria@acmelabs.example",
-            "acc-2",
-        );
+        let tenant = w.app().store.ensure_tenant(TEAM).await.unwrap();
         for n in 0..prospects {
             crono.add_prospect(
                 &format!("px-{n:03}"),

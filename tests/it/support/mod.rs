@@ -190,3 +190,12 @@ pub async fn count_rows(store: &Store, sql: &'static str) -> i64 {
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }
+
+/// A loopback port nobody listens on (for a spawned bot's sidecar).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
